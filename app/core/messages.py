@@ -50,7 +50,7 @@ class Attachment:
         name: the file name the user saw (no directories: paths stay private on export).
         kind: what the content is.
         status: what became of it.
-        detail: a plain sentence for the user ("corrupt PNG: ...", "used", "6th image: Scout takes 5").
+        detail: a plain sentence for the user ("corrupt PNG: ...", "6th image: Scout takes 5").
         sha256: key of the stored blob (None when nothing usable was stored).
         mime: the sniffed media type.
         size: bytes of the stored blob.

@@ -1,0 +1,125 @@
+"""Turn the visible chat history into engine turns, deciding which attachments go in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from app.core.messages import (
+    Attachment,
+    AttachmentKind,
+    AttachmentStatus,
+    ChatTurn,
+    Message,
+    Role,
+)
+
+log = logging.getLogger(__name__)
+
+#: Images per conversation Scout was tested with; older ones are left out beyond this.
+DEFAULT_MAX_IMAGES = 5
+
+_USABLE = (AttachmentStatus.READY, AttachmentStatus.USED)
+
+
+def format_text_attachment(name: str, content: str) -> str:
+    """The block a text file becomes in its message, fenced by its name so the model can cite it.
+
+    Args:
+        name: the file name the user saw.
+        content: the file's text.
+
+    Returns:
+        The block, starting with a blank line so it can follow the message text directly.
+    """
+    return f"\n\n--- file: {name} ---\n{content.rstrip(chr(10))}\n--- end of {name} ---"
+
+
+def build_turns(
+    messages: Sequence[Message],
+    blob_path: Callable[[str], Path],
+    max_images: int = DEFAULT_MAX_IMAGES,
+) -> tuple[tuple[ChatTurn, ...], dict[str, AttachmentStatus]]:
+    """Compose engine turns from the visible history.
+
+    Text attachments are inlined under a file-name header; images become paths to their upright
+    blobs, and only the `max_images` most recent images of the whole conversation are kept.
+    Only attachments that are READY or USED take part; the rest (errors, videos) are ignored.
+    Assistant messages without text (failed or empty answers) are dropped.
+
+    Args:
+        messages: the session's visible messages, oldest first.
+        blob_path: maps a blob's SHA-256 to its file (`BlobStore.path`).
+        max_images: how many images, counted from the newest, go into the prompt.
+
+    Returns:
+        The turns, and a map from each considered attachment's SHA-256 to USED or SKIPPED.
+
+    Raises:
+        ValueError: `max_images` is negative.
+    """
+    if max_images < 0:
+        raise ValueError(f"max_images must be 0 or more, not {max_images}")
+    kept_images = _newest_images(messages, max_images)
+    statuses: dict[str, AttachmentStatus] = {}
+
+    def mark(sha: str, status: AttachmentStatus) -> None:
+        # One blob attached twice is USED if any of its copies went in.
+        if statuses.get(sha) is not AttachmentStatus.USED:
+            statuses[sha] = status
+
+    turns: list[ChatTurn] = []
+    for message_index, message in enumerate(messages):
+        if message.role is Role.ASSISTANT and not message.text.strip():
+            continue
+        text = message.text
+        images: list[Path] = []
+        for attachment_index, attachment in enumerate(message.attachments):
+            sha = attachment.sha256
+            if attachment.status not in _USABLE or sha is None:
+                continue
+            if attachment.kind is AttachmentKind.IMAGE:
+                if (message_index, attachment_index) in kept_images:
+                    images.append(blob_path(sha))
+                    mark(sha, AttachmentStatus.USED)
+                else:
+                    mark(sha, AttachmentStatus.SKIPPED)
+            elif attachment.kind is AttachmentKind.TEXT:
+                content = _read_text(attachment, blob_path)
+                if content is None:
+                    mark(sha, AttachmentStatus.SKIPPED)
+                else:
+                    text += format_text_attachment(attachment.name, content)
+                    mark(sha, AttachmentStatus.USED)
+            else:
+                # Videos and documents are not composed by this version.
+                mark(sha, AttachmentStatus.SKIPPED)
+        if not message.text:
+            text = text.lstrip("\n")
+        turns.append(ChatTurn(role=message.role, text=text, images=tuple(images)))
+    return tuple(turns), statuses
+
+
+def _newest_images(messages: Sequence[Message], max_images: int) -> set[tuple[int, int]]:
+    """(message index, attachment index) of the `max_images` most recent usable images."""
+    found = [
+        (message_index, attachment_index)
+        for message_index, message in enumerate(messages)
+        if not (message.role is Role.ASSISTANT and not message.text.strip())
+        for attachment_index, attachment in enumerate(message.attachments)
+        if attachment.kind is AttachmentKind.IMAGE
+        and attachment.status in _USABLE
+        and attachment.sha256 is not None
+    ]
+    return set(found[-max_images:]) if max_images else set()
+
+
+def _read_text(attachment: Attachment, blob_path: Callable[[str], Path]) -> str | None:
+    """The stored text of a text attachment, or None (logged) when its blob is unreadable."""
+    assert attachment.sha256 is not None
+    try:
+        return blob_path(attachment.sha256).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("text attachment %s unreadable: %s", attachment.name, exc)
+        return None

@@ -1,0 +1,133 @@
+"""Text ingest: refuse binaries, decode UTF-8/UTF-16 or a Windows fallback, store UTF-8."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from app.core.ingest.common import BlobSink, failed, human_size, kind_hint, put_blob, quoted
+from app.core.ingest.sniff import HEAD_BYTES
+from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
+
+#: Largest text file accepted (about a million words: more would not fit the prompt anyway).
+MAX_TEXT_BYTES = 4_000_000
+
+_BOMS: tuple[tuple[bytes, str, str], ...] = (
+    # UTF-32 first: its little-endian BOM starts with UTF-16's.
+    (b"\xff\xfe\x00\x00", "utf-32", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "utf-32", "UTF-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig", "UTF-8"),
+    (b"\xff\xfe", "utf-16", "UTF-16"),
+    (b"\xfe\xff", "utf-16", "UTF-16"),
+)
+
+# The name may refine the subtype once the content has proved to be text.
+_MIME_BY_SUFFIX = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".json": "application/json",
+}
+
+# Control characters that real text files contain; any other C0 control suggests binary data.
+_TEXT_CONTROLS = {"\t", "\n", "\r", "\f", "\v", "\x1b", "\x08"}
+_MAX_CONTROL_SHARE = 0.02
+
+
+def has_bom(head: bytes) -> bool:
+    """Whether the file starts with a Unicode byte-order mark (UTF-16/32 text holds NUL bytes)."""
+    return any(head.startswith(bom) for bom, _, _ in _BOMS)
+
+
+def looks_binary(head: bytes) -> bool:
+    """A NUL byte in the first `HEAD_BYTES` without a BOM: what git and grep call binary."""
+    return not has_bom(head) and b"\x00" in head[:HEAD_BYTES]
+
+
+def binary_error(name: str, source_path: str) -> Attachment:
+    """The attachment for a file that is not text and not a format Scout Desk knows."""
+    hint = kind_hint(name)
+    if hint in (AttachmentKind.IMAGE, AttachmentKind.VIDEO):
+        named_like = "an image" if hint is AttachmentKind.IMAGE else "a video"
+        sentence = (
+            f"{quoted(name)} is named like {named_like} but its content is not in any format "
+            "Scout Desk knows; it looks like a binary file."
+        )
+        return failed(name, source_path, sentence, hint)
+    sentence = (
+        f"{quoted(name)} looks like a binary file; Scout Desk reads images and text files "
+        "(videos and documents come in a later version)."
+    )
+    return failed(name, source_path, sentence, AttachmentKind.DOCUMENT)
+
+
+def too_large_error(name: str, source_path: str, file_size: int) -> Attachment:
+    """The attachment for a text file over `MAX_TEXT_BYTES`."""
+    sentence = (
+        f"{quoted(name)} is {human_size(file_size)}; Scout Desk reads text files up to "
+        f"{human_size(MAX_TEXT_BYTES)}."
+    )
+    return failed(name, source_path, sentence, AttachmentKind.TEXT, "text/plain")
+
+
+def ingest_text(data: bytes, name: str, source_path: str, blobs: BlobSink) -> Attachment:
+    """Decode a text file and store it as a UTF-8 blob with Unix line endings.
+
+    Args:
+        data: the whole file (at most `MAX_TEXT_BYTES`; the caller checked for binaries).
+        name: the file's base name.
+        source_path: its absolute path.
+        blobs: where the text is stored.
+
+    Returns:
+        A READY TEXT attachment (whose `detail` notes a non-UTF-8 decoding), or an ERROR one.
+    """
+    text, note = _decode(data)
+    # A NUL past the sniffed head, or many control characters, still means "not text".
+    if text is None or "\x00" in text or _control_share(text) > _MAX_CONTROL_SHARE:
+        return binary_error(name, source_path)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        sentence = f"{quoted(name)} has no text in it."
+        return failed(name, source_path, sentence, AttachmentKind.TEXT, "text/plain")
+    stored = text.encode("utf-8")
+    sha = put_blob(blobs, stored)
+    return Attachment(
+        name=name,
+        kind=AttachmentKind.TEXT,
+        status=AttachmentStatus.READY,
+        detail=note.format(name=quoted(name)),
+        sha256=sha,
+        mime=_MIME_BY_SUFFIX.get(PurePath(name).suffix.lower(), "text/plain"),
+        size=len(stored),
+        source_path=source_path,
+    )
+
+
+def _decode(data: bytes) -> tuple[str | None, str]:
+    """Decode `data`; returns the text (None if it is not text) and a note template or ""."""
+    for bom, codec, _label in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec), ""
+            except UnicodeDecodeError:
+                return None, ""
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError:
+        pass
+    # Not UTF-8: most such files come from Windows; cp1252 leaves five bytes undefined, and
+    # latin-1 decodes anything, so it is the last resort.
+    for codec, label in (("cp1252", "Windows-1252"), ("latin-1", "Latin-1")):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return text, f"{{name}} is not UTF-8; it was read as {label}, so some letters may be wrong."
+    return None, ""
+
+
+def _control_share(text: str) -> float:
+    sample = text[:HEAD_BYTES]
+    controls = sum(1 for ch in sample if ch < " " and ch not in _TEXT_CONTROLS)
+    return controls / max(1, len(sample))

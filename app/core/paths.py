@@ -1,0 +1,122 @@
+"""Where Scout Desk keeps its files: the one module that knows every folder and file name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+#: Environment variable that relocates all user data (same as the global `--data-dir` option).
+DATA_DIR_ENV = "SCOUT_DESK_DATA_DIR"
+#: Environment variable that names the model folder (same as `--model`).
+MODEL_ENV = "SCOUT_DESK_MODEL"
+
+_APP_NAME = "scout-desk"
+
+
+class DataDirError(Exception):
+    """The data folder cannot be created or is not a folder; `message` says so to the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def data_dir(override: str | Path | None = None) -> Path:
+    """Resolve the folder that holds sessions, blobs, settings and logs, creating it if needed.
+
+    Callers resolve it once at start-up and pass the result on; nothing else invents paths.
+
+    Args:
+        override: a folder from `--data-dir`; beats the environment and the platform default.
+
+    Returns:
+        The absolute folder, which exists. A folder created here gets mode 0700 (chat history is
+        private); an existing folder keeps its permissions, since the user chose it.
+
+    Raises:
+        DataDirError: the folder cannot be created or a file is in its place.
+    """
+    if override is not None and str(override).strip():
+        chosen = Path(override)
+    elif os.environ.get(DATA_DIR_ENV, "").strip():
+        chosen = Path(os.environ[DATA_DIR_ENV])
+    else:
+        chosen = Path(platformdirs.user_data_dir(_APP_NAME, appauthor=False))
+    return ensure_private_dir(chosen.expanduser().absolute())
+
+
+def ensure_private_dir(folder: Path) -> Path:
+    """Create `folder` (and missing parents) with mode 0700 unless it already exists.
+
+    Args:
+        folder: the folder to make sure of.
+
+    Returns:
+        `folder`, unchanged.
+
+    Raises:
+        DataDirError: it cannot be created, or something that is not a folder is in its way.
+    """
+    if folder.is_dir():
+        return folder
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkdir's mode is filtered by the umask; the folder we made must be private regardless.
+        folder.chmod(0o700)
+    except FileExistsError:
+        raise DataDirError(f"{folder} exists but is not a folder.") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DataDirError(f"Cannot create the folder {folder}: {reason}.") from None
+    return folder
+
+
+def model_dir_from_env() -> Path | None:
+    """The model folder named by `SCOUT_DESK_MODEL`, or None when it is unset or blank.
+
+    Returns:
+        The folder as given (user-expanded, made absolute); whether it holds a model is for the
+        model checks to say.
+    """
+    value = os.environ.get(MODEL_ENV, "").strip()
+    return Path(value).expanduser().absolute() if value else None
+
+
+def settings_file(data_dir: Path) -> Path:
+    """The settings JSON file inside `data_dir` (not created here)."""
+    return data_dir / "settings.json"
+
+
+def database_file(data_dir: Path) -> Path:
+    """The SQLite session database inside `data_dir` (not created here)."""
+    return data_dir / "sessions.sqlite3"
+
+
+def blobs_dir(data_dir: Path, *, create: bool = True) -> Path:
+    """The folder of content-addressed attachment blobs inside `data_dir`.
+
+    Args:
+        data_dir: the resolved data folder.
+        create: make the folder (mode 0700) if it is missing.
+
+    Returns:
+        The blobs folder.
+    """
+    folder = data_dir / "blobs"
+    return ensure_private_dir(folder) if create else folder
+
+
+def logs_dir(data_dir: Path, *, create: bool = True) -> Path:
+    """The folder for log files and crash reports inside `data_dir`.
+
+    Args:
+        data_dir: the resolved data folder.
+        create: make the folder (mode 0700) if it is missing.
+
+    Returns:
+        The logs folder.
+    """
+    folder = data_dir / "logs"
+    return ensure_private_dir(folder) if create else folder

@@ -1,0 +1,222 @@
+"""User settings: a typed, validated schema with defaults, kept in settings.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+log = logging.getLogger(__name__)
+
+Quantization = Literal["nf4", "int8", "bf16"]
+Theme = Literal["system", "light", "dark"]
+
+MAX_NEW_TOKENS_LIMIT = 32768
+
+
+def _check_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("it must be text")
+    return value
+
+
+def _check_choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"it must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _check_max_new_tokens(value: Any) -> int:
+    # bool is an int subclass; `true` in JSON is a mistake, not 1 token.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("it must be a whole number")
+    if not 1 <= value <= MAX_NEW_TOKENS_LIMIT:
+        raise ValueError(f"it must be between 1 and {MAX_NEW_TOKENS_LIMIT}")
+    return value
+
+
+def _check_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("it must be a number")
+    return float(value)
+
+
+def _check_temperature(value: Any) -> float:
+    number = _check_number(value)
+    if not 0.0 <= number <= 2.0:
+        raise ValueError("it must be between 0 and 2")
+    return number
+
+
+def _check_top_p(value: Any) -> float:
+    number = _check_number(value)
+    if not 0.0 < number <= 1.0:
+        raise ValueError("it must be above 0 and at most 1")
+    return number
+
+
+_VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "model_dir": _check_str,
+    "quantization": _check_choice(get_args(Quantization)),
+    "max_new_tokens": _check_max_new_tokens,
+    "temperature": _check_temperature,
+    "top_p": _check_top_p,
+    "theme": _check_choice(get_args(Theme)),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user chose in the settings dialog; every field is checked on construction.
+
+    Attributes:
+        model_dir: the model folder ("" means not chosen; `--model`/`SCOUT_DESK_MODEL` win).
+        quantization: how the weights are loaded.
+        max_new_tokens: the longest answer, in tokens (1..32768).
+        temperature: sampling temperature (0..2; 0 means greedy).
+        top_p: nucleus sampling mass (above 0, at most 1).
+        theme: the window theme.
+
+    Raises:
+        ValueError: a field is out of range, with a sentence naming it.
+    """
+
+    model_dir: str = ""
+    quantization: Quantization = "nf4"
+    max_new_tokens: int = 1024
+    temperature: float = 0.6
+    top_p: float = 0.9
+    theme: Theme = "system"
+
+    def __post_init__(self) -> None:
+        for name, check in _VALIDATORS.items():
+            value = getattr(self, name)
+            try:
+                # Store the normalised value (an int temperature becomes a float).
+                object.__setattr__(self, name, check(value))
+            except ValueError as exc:
+                raise ValueError(f"Setting {name} = {value!r} is not valid: {exc}.") from None
+
+
+def settings_from_dict(raw: dict[str, Any]) -> tuple[Settings, list[str]]:
+    """Build settings from a decoded JSON object, keeping what is valid.
+
+    Args:
+        raw: key/value pairs as read from settings.json.
+
+    Returns:
+        The settings (invalid values replaced by defaults) and one warning sentence per key that
+        was unknown or invalid.
+    """
+    warnings: list[str] = []
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        check = _VALIDATORS.get(key)
+        if check is None:
+            warnings.append(f"Ignored unknown setting {_shown(key)}.")
+            continue
+        try:
+            values[key] = check(value)
+        except ValueError as exc:
+            default = getattr(defaults, key)
+            warnings.append(
+                f"Setting {key} = {_shown(value)} is not valid ({exc}); "
+                f"using the default {json.dumps(default)}."
+            )
+    return Settings(**values), warnings
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON, shortened: a warning should not quote a whole pasted document."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_settings(path: Path) -> tuple[Settings, list[str]]:
+    """Read settings.json; never fails, so a bad file cannot keep the app from starting.
+
+    Args:
+        path: the settings file (see `app.core.paths.settings_file`).
+
+    Returns:
+        The settings and warning sentences for the user. A missing file gives the defaults and no
+        warning; a corrupt file is moved aside to `settings.json.corrupt` so the user's values are
+        not lost when the defaults are next saved.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Settings(), []
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return Settings(), [f"Could not read the settings file {path} ({reason}); using defaults."]
+    try:
+        raw = json.loads(data.decode("utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("the file does not hold a JSON object")
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            path.replace(aside)
+            kept = f"it was kept as {aside}"
+        except OSError:
+            kept = "it could not be moved aside"
+        return Settings(), [f"The settings file {path} is damaged ({exc}); {kept}; using defaults."]
+    settings, warnings = settings_from_dict(raw)
+    for warning in warnings:
+        log.warning("%s (%s)", warning, path)
+    return settings, warnings
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    """The JSON-ready form of `settings` (every field, in declaration order)."""
+    return asdict(settings)
+
+
+def save_settings(path: Path, settings: Settings) -> None:
+    """Write settings.json atomically: a crash leaves either the old file or the new one.
+
+    Args:
+        path: the settings file.
+        settings: what to write.
+
+    Raises:
+        OSError: the folder is not writable or the disk is full (the old file is left intact).
+    """
+    data = json.dumps(settings_to_dict(settings), indent=2) + "\n"
+    fd, tmp_name = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable on POSIX (Windows cannot open folders, and needs no such step)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,147 @@
+"""Settings: typed defaults, validation with warnings that name the key, atomic saves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from app.core.settings import Settings, load_settings, save_settings, settings_to_dict
+
+
+def test_missing_file_gives_defaults_quietly(tmp_path: Path) -> None:
+    assert load_settings(tmp_path / "settings.json") == (Settings(), [])
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    chosen = Settings(
+        model_dir="/models/scout",
+        quantization="int8",
+        max_new_tokens=32768,
+        temperature=0.0,
+        top_p=1.0,
+        theme="dark",
+    )
+
+    save_settings(path, chosen)
+
+    assert load_settings(path) == (chosen, [])
+    assert json.loads(path.read_text(encoding="utf-8"))["quantization"] == "int8"
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no temp file left
+
+
+def test_whole_numbers_for_floats_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"temperature": 1, "top_p": 1}', encoding="utf-8")
+
+    settings, warnings = load_settings(path)
+
+    assert (settings.temperature, settings.top_p, warnings) == (1.0, 1.0, [])
+    assert isinstance(settings.temperature, float)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("quantization", '"fp8"'),
+        ("max_new_tokens", "0"),
+        ("max_new_tokens", "40000"),
+        ("max_new_tokens", "1.5"),
+        ("max_new_tokens", "true"),
+        ("max_new_tokens", '"100"'),
+        ("temperature", "-0.1"),
+        ("temperature", "2.5"),
+        ("temperature", '"hot"'),
+        ("temperature", "NaN"),
+        ("top_p", "0"),
+        ("top_p", "1.01"),
+        ("theme", '"blue"'),
+        ("model_dir", "5"),
+        ("model_dir", "null"),
+    ],
+)
+def test_an_invalid_value_falls_back_to_its_default(tmp_path: Path, key: str, raw: str) -> None:
+    path = tmp_path / "settings.json"
+    neighbour, neighbour_value = ("top_p", 0.5) if key == "theme" else ("theme", "dark")
+    value = json.loads(raw)
+    path.write_text(json.dumps({key: value, neighbour: neighbour_value}), encoding="utf-8")
+
+    settings, warnings = load_settings(path)
+
+    assert getattr(settings, key) == getattr(Settings(), key)
+    assert getattr(settings, neighbour) == neighbour_value  # one bad value spoils nothing else
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"Setting {key} = {json.dumps(value)} is not valid (it must ")
+    assert warnings[0].endswith(f"using the default {json.dumps(getattr(Settings(), key))}.")
+
+
+def test_unknown_keys_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"theme": "light", "colour": "red"}', encoding="utf-8")
+
+    settings, warnings = load_settings(path)
+
+    assert settings == Settings(theme="light")
+    assert warnings == ['Ignored unknown setting "colour".']
+
+
+def test_long_values_are_shortened_in_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"theme": "x" * 500}), encoding="utf-8")
+
+    _, warnings = load_settings(path)
+
+    assert warnings[0].startswith('Setting theme = "xxxx')
+    assert len(warnings[0]) < 200
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '"text"', "\xff\xfe garbage"])
+def test_a_corrupt_file_is_kept_aside(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(content, encoding="latin-1")
+    original = path.read_bytes()
+
+    settings, warnings = load_settings(path)
+
+    assert settings == Settings()
+    assert len(warnings) == 1 and str(path) in warnings[0]
+    assert "damaged" in warnings[0] and "settings.json.corrupt" in warnings[0]
+    assert (tmp_path / "settings.json.corrupt").read_bytes() == original
+    assert not path.exists()
+
+
+def test_constructing_invalid_settings_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"Setting top_p = 0 is not valid: it must be above 0"):
+        Settings(top_p=0)
+    with pytest.raises(ValueError, match="quantization"):
+        Settings(quantization="fp4")  # type: ignore[arg-type]
+
+
+def test_a_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "settings.json"
+    save_settings(path, Settings(theme="light"))
+    before = path.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_settings(path, Settings(theme="dark"))
+
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]
+
+
+def test_settings_to_dict_lists_every_field() -> None:
+    assert settings_to_dict(Settings()) == {
+        "model_dir": "",
+        "quantization": "nf4",
+        "max_new_tokens": 1024,
+        "temperature": 0.6,
+        "top_p": 0.9,
+        "theme": "system",
+    }
