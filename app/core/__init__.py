@@ -1,0 +1,1 @@
+"""Qt-free plain data and logic: messages, paths, settings, ingest, compose, rendering."""

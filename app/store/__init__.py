@@ -1,0 +1,1 @@
+"""SQLite session store, content-addressed attachment blobs, export and import (no Qt)."""

@@ -1,0 +1,1 @@
+"""Everything Qt: windows, views, item models and the inference worker thread."""

@@ -1,0 +1,239 @@
+"""The small SQLite layer: connect, migrate by `user_version`, transactions, and error mapping."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.store.schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+#: Seconds a writer waits for another process (the CLI beside the GUI) before "locked".
+BUSY_TIMEOUT_S = 5.0
+
+# SQLite primary result codes that describe the machine, not a bug in our SQL.
+_BUSY, _LOCKED, _NOMEM, _READONLY, _IOERR = 5, 6, 7, 8, 10
+_CORRUPT, _FULL, _CANTOPEN, _PROTOCOL, _PERM, _NOTADB = 11, 13, 14, 15, 3, 26
+
+
+class StoreError(Exception):
+    """An expected storage failure, carrying one plain sentence for the user.
+
+    Attributes:
+        message: the sentence (names the file and the problem).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _sentence_for(code: int, path: Path, detail: str) -> str | None:
+    """Return the user sentence for an environment error code, or None when it is a bug."""
+    if code in (_BUSY, _LOCKED, _PROTOCOL):
+        return f"{path} is locked by another program (is Scout Desk already running?) ({detail})."
+    if code in (_READONLY, _PERM, _CANTOPEN):
+        return f"Cannot open or write {path}: the file or its folder is read-only ({detail})."
+    if code == _FULL:
+        return f"The disk holding {path} is full; free some space and try again ({detail})."
+    if code == _IOERR:
+        return f"Reading or writing {path} failed with a disk error ({detail})."
+    if code in (_CORRUPT, _NOTADB):
+        return (
+            f"{path} is damaged or is not a Scout Desk database ({detail}). It was left "
+            "untouched; move it aside to start a new one, or restore it from a backup."
+        )
+    if code == _NOMEM:
+        return f"Out of memory while using {path} ({detail})."
+    return None
+
+
+def as_store_error(exc: sqlite3.Error, path: Path) -> StoreError | None:
+    """Translate an sqlite3 error caused by the environment into a `StoreError`.
+
+    Args:
+        exc: the error sqlite3 raised.
+        path: the database file, named in the sentence.
+
+    Returns:
+        A `StoreError` for disk full, locked, read-only, I/O and corruption errors; None for
+        errors that mean our own SQL is wrong (those must surface as bugs).
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    sentence = _sentence_for(code & 0xFF, path, str(exc))
+    return StoreError(sentence) if sentence else None
+
+
+@contextmanager
+def environment_errors(path: Path) -> Iterator[None]:
+    """Re-raise environment errors from SQLite or the OS as `StoreError`; let bugs through.
+
+    Args:
+        path: the file named in the sentence.
+    """
+    try:
+        yield
+    except sqlite3.Error as exc:
+        mapped = as_store_error(exc, path)
+        if mapped is None:
+            raise
+        raise mapped from exc
+    except OSError as exc:
+        raise StoreError(f"Cannot use {path}: {exc.strerror or exc}.") from exc
+
+
+def connect(path: Path, *, check: bool = True) -> sqlite3.Connection:
+    """Open the database in WAL mode with full fsync and foreign keys.
+
+    The integrity check runs before anything is written, so a damaged file is reported and left
+    exactly as it was found.
+
+    Args:
+        path: the database file (created when missing).
+        check: run `PRAGMA quick_check` first.
+
+    Returns:
+        A connection in autocommit mode; use `transaction()` to group writes.
+
+    Raises:
+        StoreError: the file is damaged, locked, read-only or on a full disk.
+    """
+    with environment_errors(path):
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            if check:
+                rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
+                if rows != ["ok"]:
+                    raise StoreError(
+                        f"{path} is damaged ({'; '.join(map(str, rows[:3]))}). It was left "
+                        "untouched; move it aside to start a new one, or restore it from a backup."
+                    )
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"Cannot use {path} in write-ahead mode (got {mode!r}).")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block as one transaction: commit on success, roll back on any exception.
+
+    Nested use becomes a savepoint, so helpers can be transactional on their own and still
+    compose. BEGIN IMMEDIATE takes the write lock up front, so two processes never deadlock
+    upgrading a read lock.
+
+    Args:
+        conn: a connection from `connect()` (autocommit mode).
+
+    Returns:
+        The same connection, for convenience.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        conn.execute("RELEASE nested")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        # Also after a failed COMMIT (disk full): never leave the connection mid-transaction.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """Return the database's `PRAGMA user_version`."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def backup_path(path: Path, version: int) -> Path:
+    """Return where the pre-migration copy of a schema-`version` database goes."""
+    return path.with_name(f"{path.name}.bak-v{version}")
+
+
+def _backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
+    """Copy the live database with SQLite's backup API (consistent even mid-WAL), atomically."""
+    dest = backup_path(path, version)
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    target = sqlite3.connect(str(tmp))
+    try:
+        conn.backup(target)
+    finally:
+        target.close()
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(dest)
+    return dest
+
+
+def migrate(
+    conn: sqlite3.Connection, path: Path, migrations: Sequence[Sequence[str]] = MIGRATIONS
+) -> int:
+    """Bring the schema up to date, backing the file up first.
+
+    Each migration runs in its own transaction together with its `user_version` bump, so a
+    failure leaves the database at the previous version, untouched.
+
+    Args:
+        conn: a connection from `connect()`.
+        path: the database file (the backup goes beside it).
+        migrations: migration `i` holds the statements taking schema `i` to `i + 1`.
+
+    Returns:
+        The schema version the database now has.
+
+    Raises:
+        StoreError: the database is newer than this code, or a step failed.
+    """
+    latest = len(migrations)
+    with environment_errors(path):
+        current = schema_version(conn)
+        if current > latest:
+            raise StoreError(
+                f"{path} was written by a newer Scout Desk (schema {current}; this version reads "
+                f"up to {latest}). Update Scout Desk, or move the file aside to start afresh."
+            )
+        if current == latest:
+            return current
+        has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        if current > 0 or has_tables:
+            saved = _backup(conn, path, current)
+            log.info("backed up %s (schema %d) to %s", path, current, saved)
+        for version in range(current, latest):
+            try:
+                with transaction(conn):
+                    if schema_version(conn) > version:
+                        continue  # another process (CLI beside the GUI) migrated it meanwhile
+                    for statement in migrations[version]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version + 1:d}")
+            except sqlite3.Error as exc:
+                if as_store_error(exc, path) is not None:
+                    raise
+                raise StoreError(
+                    f"Could not upgrade {path} from schema {version} to {version + 1} ({exc}); "
+                    f"it was left at schema {version}."
+                ) from exc
+            log.info("migrated %s to schema %d", path, version + 1)
+    return latest

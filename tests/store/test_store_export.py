@@ -1,0 +1,206 @@
+"""Export to Markdown, HTML and JSON; import JSON back as a new chat; refuse bad files."""
+
+from __future__ import annotations
+
+import base64
+import html.parser
+import json
+from pathlib import Path
+
+import pytest
+
+from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason, Timings
+from app.store.db import StoreError
+from app.store.export import VERSION, export_session, import_session
+from app.store.sessions import SessionStore
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & </div>'
+
+
+@pytest.fixture
+def chat(store: SessionStore, png_bytes: bytes) -> str:
+    """A chat with an image, a text file, a hostile answer and a cancelled one."""
+    session = store.create_session("Look <here>")
+    image = Attachment(
+        name="red.png",
+        kind=AttachmentKind.IMAGE,
+        status=AttachmentStatus.USED,
+        sha256=store.blobs.put_bytes(png_bytes),
+        mime="image/png",
+        size=len(png_bytes),
+        width=8,
+        height=6,
+        source_path="/home/someone/private/red.png",
+        tokens=144,
+    )
+    notes = Attachment(
+        name="notes.txt",
+        kind=AttachmentKind.TEXT,
+        status=AttachmentStatus.USED,
+        sha256=store.blobs.put_bytes("café notes\n".encode()),
+        mime="text/plain",
+        size=12,
+    )
+    store.add_user_message(session.id, "What is this? ünïcödé", [image, notes])
+    answer = store.begin_assistant_message(session.id)
+    store.finish_message(answer.id, HOSTILE, StopReason.EOS, Timings(1.0, 0.5, 20.0, 300, 12))
+    store.add_user_message(session.id, "and now?")
+    cut = store.begin_assistant_message(session.id)
+    store.finish_message(cut.id, "partial", StopReason.CANCELLED, error="stopped by you")
+    return session.id
+
+
+class _Scripts(html.parser.HTMLParser):
+    """Collects every tag and attribute a browser would see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str | None]] = []
+        self.text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes += attrs
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def test_html_is_standalone_escaped_and_embeds_images(
+    store: SessionStore, chat: str, tmp_path: Path, png_bytes: bytes
+) -> None:
+    dest = tmp_path / "chat.html"
+    export_session(store, chat, "html", dest)
+    page = dest.read_text("utf-8")
+    assert "<script" not in page and "<img src=x" not in page
+    parsed = _Scripts()
+    parsed.feed(page)
+    assert "script" not in parsed.tags
+    assert not [name for name, _ in parsed.attributes if name.startswith("on")]
+    assert HOSTILE in parsed.text  # shown to the reader as text
+    assert "Look <here>" in parsed.text
+    sources = [v for name, v in parsed.attributes if name == "src"]
+    assert sources == ["data:image/png;base64," + base64.b64encode(png_bytes).decode()]
+    assert "/home/someone" not in page
+    assert "stopped early: stopped by you" in parsed.text
+
+
+def test_markdown_lists_attachments_and_embeds_images(
+    store: SessionStore, chat: str, tmp_path: Path
+) -> None:
+    dest = tmp_path / "chat.md"
+    export_session(store, chat, "md", dest)
+    text = dest.read_text("utf-8")
+    assert text.startswith("# Look <here>\n")
+    assert "What is this? ünïcödé" in text
+    assert "![red.png](data:image/png;base64," in text
+    assert "notes.txt (text, used)" in text
+    assert "/home/someone" not in text
+
+
+def test_json_round_trips_into_a_new_session_each_time(
+    store: SessionStore, chat: str, tmp_path: Path
+) -> None:
+    dest = tmp_path / "chat.json"
+    export_session(store, chat, "json", dest)
+    document = json.loads(dest.read_text("utf-8"))
+    assert document["format"] == "scout-desk-session" and document["version"] == VERSION
+    assert "/home/someone" not in dest.read_text("utf-8")
+
+    original = store.messages(chat)
+    first = import_session(store, dest)
+    second = import_session(store, dest)
+    assert len({chat, first.id, second.id}) == 3
+    assert first.title == "Look <here>" and first.message_count == 4
+    for imported in (first, second):
+        copies = store.messages(imported.id)
+        assert not {m.id for m in copies} & {m.id for m in original}
+        assert [(m.role, m.text, m.stop_reason, m.timings, m.error) for m in copies] == [
+            (m.role, m.text, m.stop_reason, m.timings, m.error) for m in original
+        ]
+        for copy, source in zip(copies, original, strict=True):
+            assert [a.sha256 for a in copy.attachments] == [a.sha256 for a in source.attachments]
+            assert all(a.source_path == "" for a in copy.attachments)
+    # The original is untouched by either import.
+    assert store.messages(chat) == original
+
+
+def test_import_restores_missing_blobs(data_dir: Path, chat: str, tmp_path: Path) -> None:
+    with SessionStore.open(data_dir) as store:
+        dest = tmp_path / "chat.json"
+        export_session(store, chat, "json", dest)
+    other = SessionStore.open(tmp_path / "elsewhere")
+    try:
+        info = import_session(other, dest)
+        image = other.messages(info.id)[0].attachments[0]
+        assert other.blobs.read(image.sha256)[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        other.close()
+
+
+def _exported(store: SessionStore, chat: str, tmp_path: Path) -> dict:
+    dest = tmp_path / "good.json"
+    export_session(store, chat, "json", dest)
+    return json.loads(dest.read_text("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("mangle", "expected"),
+    [
+        (lambda d: b"\x00\x01 not json", "not a Scout Desk session export"),
+        (lambda d: [1, 2, 3], "not a Scout Desk session export"),
+        (lambda d: {**d, "format": "someone-else"}, "not a Scout Desk session export"),
+        (lambda d: {**d, "version": 99}, "newer Scout Desk (export version 99"),
+        (lambda d: {**d, "messages": "nope"}, "document.messages should be list"),
+        (
+            lambda d: {**d, "messages": [{**d["messages"][0], "role": "robot"}]},
+            "messages[0]: 'robot' is not a valid Role",
+        ),
+        (
+            lambda d: {
+                **d,
+                "blobs": {k: base64.b64encode(b"tampered").decode() for k in d["blobs"]},
+            },
+            "does not match its checksum",
+        ),
+        (lambda d: {**d, "blobs": {k: "***" for k in d["blobs"]}}, "not valid base64"),
+        (lambda d: {**d, "blobs": {}}, "is missing"),
+    ],
+)
+def test_bad_or_foreign_files_are_refused_naming_the_file(
+    store: SessionStore, chat: str, tmp_path: Path, mangle, expected: str
+) -> None:
+    mangled = mangle(_exported(store, chat, tmp_path))
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(mangled if isinstance(mangled, bytes) else json.dumps(mangled).encode())
+    before = len(store.list_sessions())
+    with pytest.raises(StoreError) as caught:
+        import_session(store, bad)
+    assert str(bad) in caught.value.message
+    assert expected in caught.value.message
+    assert len(store.list_sessions()) == before  # nothing half-imported
+
+
+def test_a_missing_import_file_is_named(store: SessionStore, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"nothing\.json"):
+        import_session(store, tmp_path / "nothing.json")
+
+
+def test_export_errors_are_sentences(store: SessionStore, chat: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="Unknown export format 'pdf'"):
+        export_session(store, chat, "pdf", tmp_path / "x.pdf")
+    with pytest.raises(StoreError, match="no session"):
+        export_session(store, "missing", "md", tmp_path / "x.md")
+    with pytest.raises(StoreError, match="no-such-folder"):
+        export_session(store, chat, "md", tmp_path / "no-such-folder" / "x.md")
+
+
+def test_export_replaces_an_existing_file_atomically(
+    store: SessionStore, chat: str, tmp_path: Path
+) -> None:
+    dest = tmp_path / "chat.md"
+    dest.write_text("old export")
+    export_session(store, chat, "md", dest)
+    assert dest.read_text("utf-8").startswith("# Look <here>")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data") == ["chat.md"]
