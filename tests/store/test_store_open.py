@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
@@ -43,6 +45,32 @@ def test_a_read_only_data_folder_is_refused(data_dir: Path) -> None:
         assert str(data_dir) in caught.value.message
     finally:
         data_dir.chmod(0o700)
+
+
+def _immutable(folder: Path, on: bool) -> bool:
+    """Make a folder unwritable even for root (ext4/xfs immutable flag); False where unsupported."""
+    if shutil.which("chattr") is None:
+        return False
+    flag = "+i" if on else "-i"
+    return subprocess.run(["chattr", flag, str(folder)], capture_output=True).returncode == 0
+
+
+def test_an_unwritable_data_folder_is_refused_even_for_root(data_dir: Path) -> None:
+    # chmod does not stop root (CI runs as root), the immutable flag does: a real unwritable folder.
+    store = SessionStore.open(data_dir)
+    store.create_session("kept")
+    store.close()
+    if not _immutable(data_dir, True):
+        pytest.skip("this filesystem has no immutable flag (chattr +i)")
+    try:
+        with pytest.raises(StoreError, match="read-only") as caught:
+            SessionStore.open(data_dir)
+        assert str(data_dir) in caught.value.message
+    finally:
+        _immutable(data_dir, False)
+    reopened = SessionStore.open(data_dir)  # nothing was lost or replaced meanwhile
+    assert [s.title for s in reopened.list_sessions()] == ["kept"]
+    reopened.close()
 
 
 def test_a_database_path_that_is_a_folder_is_refused(data_dir: Path) -> None:
