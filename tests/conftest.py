@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -33,3 +34,12 @@ def _no_leaked_threads():
             break
         time.sleep(0.02)
     assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"
+
+
+@pytest.fixture(autouse=True)
+def _no_running_worker_threads():
+    """Fail a test that leaves an inference worker QThread running (Python cannot see QThreads)."""
+    yield
+    worker = sys.modules.get("app.ui.worker")
+    if worker is not None:
+        assert worker.running_worker_threads() == 0, "test left an inference worker thread running"

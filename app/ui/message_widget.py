@@ -1,0 +1,242 @@
+"""One chat bubble: who wrote it, its attachments, its text, how it ended, and its actions."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.messages import Message, Role, StopReason, Timings
+from app.ui.attachment_chip import AttachmentChip, ThumbnailFor
+from app.ui.markdown_view import SafeMarkdownView
+
+_STOP_WORDS = {
+    StopReason.LENGTH: "cut at max tokens",
+    StopReason.TIME: "stopped at the time limit",
+    StopReason.CANCELLED: "stopped",
+    StopReason.ERROR: "failed",
+}
+
+
+def role_label(role: Role) -> str:
+    """Name the author of a message as the bubble shows it."""
+    return "You" if role is Role.USER else "Scout"
+
+
+def footer_text(message: Message) -> str:
+    """Describe how an answer ended and how fast it came ("12.3 tok/s · first token 0.42 s").
+
+    Args:
+        message: the message; user messages and unfinished answers get "".
+
+    Returns:
+        Parts joined with " · ", or "" when there is nothing to say.
+    """
+    if message.role is not Role.ASSISTANT or message.stop_reason is None:
+        return ""
+    parts = [_STOP_WORDS[message.stop_reason]] if message.stop_reason in _STOP_WORDS else []
+    parts.extend(_timing_parts(message.timings))
+    return " · ".join(parts)
+
+
+def _timing_parts(timings: Timings | None) -> list[str]:
+    if timings is None:
+        return []
+    parts = []
+    if timings.decode_tokens_per_s > 0:
+        parts.append(f"{timings.decode_tokens_per_s:.1f} tok/s")
+    if timings.ttft_s > 0:
+        parts.append(f"first token {timings.ttft_s:.2f} s")
+    if timings.load_s > 0:
+        parts.append(f"model load {timings.load_s:.1f} s")
+    return parts
+
+
+class MessageWidget(QFrame):
+    """A message bubble. Finished text is rendered markdown; a streaming answer is plain text
+    appended at the end (no re-render per chunk) and rendered once when `finish` is called.
+
+    Args:
+        message: what to show; an assistant message with no stop reason starts streaming.
+        thumbnail_for: gives a thumbnail for an attachment chip, or None for a name-only chip.
+        parent: the usual widget parent.
+    """
+
+    #: str: the message id whose answer the user wants again.
+    regenerate_requested = Signal(str)
+    #: str: the id of the user message to edit and send again.
+    edit_requested = Signal(str)
+    #: Attachment: the user clicked one of this message's attachment chips.
+    attachment_activated = Signal(object)
+
+    def __init__(
+        self,
+        message: Message,
+        thumbnail_for: ThumbnailFor | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._message = message
+        self._thumbnail_for = thumbnail_for
+        self._parts: list[str] = []
+        self._streaming = False
+        self.setObjectName("messageBubble")
+        self.setProperty("role", str(message.role))
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+
+        self._role_label = QLabel(role_label(message.role))
+        self._role_label.setObjectName("messageRole")
+        self._copy_button = self._action_button("Copy", "Copy message text", self._on_copy_clicked)
+        self._edit_button = self._action_button(
+            "Edit && resend", "Edit and resend message", self._on_edit_clicked
+        )
+        self._regenerate_button = self._action_button(
+            "Regenerate", "Regenerate answer", self._on_regenerate_clicked
+        )
+        self._edit_button.setVisible(message.role is Role.USER)
+        self._regenerate_button.setVisible(False)
+
+        header = QHBoxLayout()
+        header.addWidget(self._role_label)
+        header.addStretch(1)
+        for button in (self._copy_button, self._edit_button, self._regenerate_button):
+            header.addWidget(button)
+
+        self._chips_box = QWidget(self)
+        self._chips = QHBoxLayout(self._chips_box)
+        self._chips.setContentsMargins(0, 0, 0, 0)
+        self._chips.addStretch(1)
+        self._view = SafeMarkdownView(self)
+        self._footer = QLabel()
+        self._footer.setObjectName("messageFooter")
+        self._error = QLabel()
+        self._error.setObjectName("messageError")
+        for label in (self._footer, self._error):
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self._chips_box)
+        layout.addWidget(self._view)
+        layout.addWidget(self._footer)
+        layout.addWidget(self._error)
+        self._show(message)
+
+    @property
+    def message(self) -> Message:
+        """The message as last given (streamed text is not in it until `finish`)."""
+        return self._message
+
+    @property
+    def message_id(self) -> str:
+        """The id of the message shown."""
+        return self._message.id
+
+    @property
+    def text(self) -> str:
+        """The raw text shown: the message's markdown, or what has streamed in so far."""
+        return "".join(self._parts)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether an answer is still arriving."""
+        return self._streaming
+
+    @property
+    def view(self) -> SafeMarkdownView:
+        """The text view (for tests and for the chat to measure)."""
+        return self._view
+
+    def append_text(self, chunk: str) -> None:
+        """Add streamed text at the end; costs the chunk's length, not the message's.
+
+        Args:
+            chunk: the next piece of the answer.
+        """
+        if not chunk:
+            return
+        self._parts.append(chunk)
+        self._view.append_plain(chunk)
+
+    def finish(self, message: Message) -> None:
+        """Show the final message: its text rendered as markdown once, its footer and error.
+
+        Args:
+            message: the stored message (its text wins over what was streamed).
+        """
+        self._show(message)
+
+    def set_regenerate_available(self, available: bool) -> None:
+        """Show Regenerate (only the last answer of a chat offers it).
+
+        Args:
+            available: whether to show the button; user messages never show it.
+        """
+        self._regenerate_button.setVisible(available and self._message.role is Role.ASSISTANT)
+
+    def set_actions_enabled(self, enabled: bool) -> None:
+        """Enable or disable Regenerate and Edit & resend (off while another answer streams).
+
+        Args:
+            enabled: the new state; Copy always stays enabled.
+        """
+        self._edit_button.setEnabled(enabled)
+        self._regenerate_button.setEnabled(enabled)
+
+    def copy_to_clipboard(self) -> None:
+        """Put the raw markdown text on the clipboard."""
+        QGuiApplication.clipboard().setText(self.text)
+
+    def _show(self, message: Message) -> None:
+        self._message = message
+        self._parts = [message.text] if message.text else []
+        self._streaming = message.role is Role.ASSISTANT and message.stop_reason is None
+        self._set_chips(message)
+        if self._streaming:
+            self._view.set_plain(message.text)
+        else:
+            self._view.set_markdown(message.text)
+        footer = footer_text(message)
+        self._footer.setText(footer)
+        self._footer.setVisible(bool(footer))
+        self._error.setText(message.error)
+        self._error.setVisible(bool(message.error))
+
+    def _set_chips(self, message: Message) -> None:
+        while self._chips.count() > 1:  # keep the trailing stretch
+            item = self._chips.takeAt(0)
+            if (widget := item.widget()) is not None:
+                widget.deleteLater()
+        for index, attachment in enumerate(message.attachments):
+            thumbnail = self._thumbnail_for(attachment) if self._thumbnail_for else None
+            chip = AttachmentChip(attachment, thumbnail, self._chips_box)
+            chip.activated.connect(self.attachment_activated)
+            self._chips.insertWidget(index, chip)
+        self._chips_box.setVisible(bool(message.attachments))
+
+    def _action_button(self, text: str, accessible: str, slot: object) -> QPushButton:
+        button = QPushButton(text, self)
+        button.setFlat(True)
+        button.setAccessibleName(accessible)
+        button.setToolTip(accessible)
+        button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        button.clicked.connect(slot)
+        return button
+
+    def _on_copy_clicked(self) -> None:
+        self.copy_to_clipboard()
+
+    def _on_edit_clicked(self) -> None:
+        self.edit_requested.emit(self._message.id)
+
+    def _on_regenerate_clicked(self) -> None:
+        self.regenerate_requested.emit(self._message.id)
