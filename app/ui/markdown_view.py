@@ -17,8 +17,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QMessageBox, QSizePolicy, QTextBrowser, QWidget
 
-from app.core import render
-
 log = logging.getLogger(__name__)
 
 #: The only link schemes handed to the system browser.
@@ -138,7 +136,10 @@ class SafeMarkdownView(QTextBrowser):
             text: untrusted markdown.
         """
         # Whitespace after the last block would show as a stray space on a line of its own.
-        self.setHtml(render.render_markdown(text, code_style=self.code_style).strip())
+        # markdown-it + pygments take ~0.2 s to import: pay that at the first answer, not at start.
+        from app.core.render import render_markdown
+
+        self.setHtml(render_markdown(text, code_style=self.code_style).strip())
 
     def set_plain(self, text: str) -> None:
         """Replace the content with plain text (the start of a streamed answer).

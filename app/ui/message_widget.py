@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 from app.core.messages import Message, Role, StopReason, Timings
 from app.ui.attachment_chip import AttachmentChip, ThumbnailFor
 from app.ui.markdown_view import SafeMarkdownView
+from app.ui.theme import is_dark
 
 _STOP_WORDS = {
     StopReason.LENGTH: "cut at max tokens",
@@ -114,6 +115,8 @@ class MessageWidget(QFrame):
         self._chips.setContentsMargins(0, 0, 0, 0)
         self._chips.addStretch(1)
         self._view = SafeMarkdownView(self)
+        if is_dark():  # a light code background would glare in a dark window
+            self._view.code_style = "monokai"
         self._footer = QLabel()
         self._footer.setObjectName("messageFooter")
         self._error = QLabel()

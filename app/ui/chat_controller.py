@@ -1,0 +1,471 @@
+"""The conversation logic: wires store, worker and views (send, stream, stop, regenerate, edit)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QImageReader, QPixmap
+
+from app.core.compose import build_turns
+from app.core.messages import (
+    Attachment,
+    AttachmentKind,
+    AttachmentStatus,
+    Message,
+    Role,
+    StopReason,
+    Timings,
+)
+from app.core.settings import Settings
+from app.inference.engine import Engine, EngineStatus, GenerationRequest, GenerationResult
+from app.store.db import StoreError
+from app.store.sessions import SessionStore
+from app.ui.chat_view import ChatView
+from app.ui.composer import Composer
+from app.ui.status_bar import StatusBar
+from app.ui.worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+#: Builds an engine from the settings in force; called on the worker thread.
+EngineBuilder = Callable[[Settings], Engine]
+
+CHECKPOINT_MS = 1000  # a crash loses at most about a second of a streaming answer
+_THUMB = QSize(96, 96)  # drawn at 48 logical pixels, sharp on 2x screens
+
+
+@dataclass
+class _Stream:
+    """The answer being written: its stored message and the text received so far."""
+
+    message: Message
+    parts: list[str] = field(default_factory=list)
+    saved: str = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class ChatController(QObject):
+    """The conversation logic behind the window; views only show, the store only stores.
+
+    Args:
+        store: the session store.
+        view: the transcript.
+        composer: where the user types and attaches.
+        status: the status bar.
+        settings: returns the settings in force (sampling values are read at each send).
+        model_problem: returns a sentence when no model can be used (none chosen), else None.
+    """
+
+    #: str | None: the chat now shown (None: a new, not yet saved chat).
+    session_opened = Signal(object)
+    #: a chat was created or retitled, so the sidebar should reload.
+    sessions_changed = Signal()
+    #: bool: an answer started (True) or ended (False).
+    generating_changed = Signal(bool)
+    #: str: a sentence for the status bar.
+    message_posted = Signal(str)
+
+    def __init__(
+        self,
+        store: SessionStore,
+        view: ChatView,
+        composer: Composer,
+        status: StatusBar,
+        settings: Callable[[], Settings],
+        model_problem: Callable[[], str | None],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._view = view
+        self._composer = composer
+        self._status = status
+        self._settings = settings
+        self._model_problem = model_problem
+        self._worker: InferenceWorker | None = None
+        self._factory: EngineBuilder | None = None
+        self._load_error = ""
+        self._restart_pending = False
+        self._shut_down = False
+        self._session_id: str | None = None
+        self._editing_id: str | None = None
+        self._stream: _Stream | None = None
+        self._thumbs: dict[str, QPixmap | None] = {}
+        self._checkpoint_timer = QTimer(self)
+        self._checkpoint_timer.setInterval(CHECKPOINT_MS)
+        self._checkpoint_timer.timeout.connect(self.checkpoint)
+        composer.send_requested.connect(self.send)
+        composer.stop_requested.connect(self.stop)
+        composer.edit_cancelled.connect(self._on_composer_edit_cancelled)
+        view.regenerate_requested.connect(self.regenerate)
+        view.edit_requested.connect(self.edit)
+        view.set_messages([], self.thumbnail_for)  # so bubbles added later get thumbnails
+
+    # -- engine ------------------------------------------------------------------------------
+
+    def set_engine_factory(self, factory: EngineBuilder) -> None:
+        """Say how to build the engine; `ensure_engine` starts it (after the window shows).
+
+        Args:
+            factory: called on the worker thread with the settings in force when it starts.
+        """
+        self._factory = factory
+        problem = self._model_problem()
+        if problem:
+            self._status.set_engine_state("no model", problem)
+
+    def ensure_engine(self) -> None:
+        """Start the worker thread unless it runs; it loads the model at once when one is set."""
+        if self._worker is None and self._factory is not None and not self._shut_down:
+            self._start_engine(self._factory)
+
+    def _start_engine(self, factory: EngineBuilder) -> None:
+        snapshot = self._settings()
+        worker = InferenceWorker()
+        worker.state_changed.connect(self._on_worker_state_changed)
+        worker.load_progressed.connect(self._status.set_load_progress)
+        worker.load_finished.connect(self._on_worker_load_finished)
+        worker.load_failed.connect(self._on_worker_load_failed)
+        worker.chunk_received.connect(self._on_worker_chunk_received)
+        worker.generation_finished.connect(self._on_worker_generation_finished)
+        worker.generation_failed.connect(self._on_worker_generation_failed)
+        worker.start(lambda: factory(snapshot))
+        self._worker = worker
+        self._load_error = ""
+        problem = self._model_problem()
+        if problem:
+            self._status.set_engine_state("no model", problem)
+        else:
+            worker.load()
+
+    def restart_engine(self) -> None:
+        """Rebuild the engine (the model folder or quantization changed); waits for an answer."""
+        if self._stream is not None:
+            self._restart_pending = True
+            return
+        self._restart_pending = False
+        self._stop_worker()
+        self.ensure_engine()
+
+    @property
+    def engine_state(self) -> str:
+        """The worker's last state word ("not loaded" before it has said anything)."""
+        return self._worker.state if self._worker else "not loaded"
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        """The chat shown, or None for a new chat not saved yet."""
+        return self._session_id
+
+    @property
+    def generating(self) -> bool:
+        """True while an answer is being written."""
+        return self._stream is not None
+
+    def open_session(self, session_id: str | None) -> None:
+        """Show a chat (None: a new empty one); a streaming answer goes on in the background."""
+        self._cancel_edit()
+        self._session_id = session_id
+        if session_id is None:
+            self._view.set_messages([], self.thumbnail_for)
+        else:
+            self._show_session(session_id)
+        self.session_opened.emit(session_id)
+
+    def new_chat(self) -> None:
+        """Start an empty chat; it is saved when its first message is sent."""
+        self.open_session(None)
+        self._composer.focus_input()
+
+    def forget_session(self, session_id: str) -> None:
+        """Close a chat that left the list (trashed) if it is the one shown."""
+        if session_id == self._session_id:
+            self.open_session(None)
+
+    # -- conversation ------------------------------------------------------------------------
+
+    def send(self) -> bool:
+        """Send what the composer holds; on any refusal the text stays in the box.
+
+        Returns:
+            True when a message was saved and an answer started.
+        """
+        text = self._composer.text().strip()
+        attachments = self._composer.chips.ready_attachments()
+        if not text and not attachments:
+            return False
+        refusal = self._refusal()
+        if refusal is None and self._composer.chips.is_reading():
+            refusal = "Some attachments are still being read; send again in a moment."
+        if refusal is not None:
+            self._composer.show_notice(refusal, kind="error")
+            return False
+        try:
+            if self._editing_id is not None:
+                self._store.supersede_from(self._editing_id)
+            session_id = self._session_id or self._store.create_session().id
+            user = self._store.add_user_message(session_id, text, attachments)
+        except StoreError as exc:
+            self._composer.show_notice(f"Not sent: {exc.message}", kind="error")
+            return False
+        edited = self._editing_id is not None
+        created = session_id != self._session_id
+        self._editing_id = None
+        self._session_id = session_id
+        self._composer.clear()
+        self._composer.clear_notice()
+        self.sessions_changed.emit()
+        if created:
+            self.session_opened.emit(session_id)
+        return self._start_answer(session_id, None if edited else user)
+
+    def stop(self) -> None:
+        """Stop the answer being written (it is kept, marked as cancelled)."""
+        if self._stream is not None and self._worker is not None:
+            self._worker.cancel()
+
+    def regenerate(self, message_id: str) -> bool:
+        """Hide an answer (and what follows) and answer the question before it again.
+
+        Returns:
+            True when a new answer started.
+        """
+        refusal = self._refusal()
+        if refusal is not None or self._session_id is None:
+            self._composer.show_notice(refusal or "Open a chat first.", kind="error")
+            return False
+        try:
+            self._store.supersede_from(message_id)
+        except StoreError as exc:
+            self.message_posted.emit(exc.message)
+            return False
+        return self._start_answer(self._session_id, None)
+
+    def edit(self, message_id: str) -> None:
+        """Put an earlier message back in the composer; sending it replaces it and what followed."""
+        if self._session_id is None:
+            return
+        message = next(
+            (m for m in self._store.messages(self._session_id) if m.id == message_id), None
+        )
+        if message is None or message.role is not Role.USER:
+            return
+        self._editing_id = message_id
+        self._composer.chips.clear()
+        self._composer.set_text(message.text)
+        self._composer.chips.add_ready(message.attachments)
+        self._composer.set_editing(True)
+        self._composer.focus_input()
+
+    def last_answer(self) -> str:
+        """The text of the newest answer in the open chat ("" when there is none)."""
+        if self._stream is not None and self._stream.message.session_id == self._session_id:
+            return self._stream.text
+        if self._session_id is None:
+            return ""
+        answers = [m for m in self._store.messages(self._session_id) if m.role is Role.ASSISTANT]
+        return answers[-1].text if answers else ""
+
+    def copy_last_answer(self) -> bool:
+        """Put the newest answer on the clipboard; False when there is none."""
+        text = self.last_answer()
+        if text:
+            QGuiApplication.clipboard().setText(text)
+            self.message_posted.emit("Copied the last answer.")
+        return bool(text)
+
+    def checkpoint(self) -> None:
+        """Save the streamed text if it grew since the last save (runs about once a second)."""
+        stream = self._stream
+        if stream is None or stream.text == stream.saved:
+            return
+        text = stream.text
+        try:
+            self._store.checkpoint_message(stream.message.id, text)
+            stream.saved = text
+        except StoreError as exc:
+            log.warning("checkpoint of message %s failed: %s", stream.message.id, exc.message)
+
+    def shutdown(self, timeout_ms: int = 10_000) -> None:
+        """Cancel and save a streaming answer as cancelled, then stop and join the worker thread."""
+        self._shut_down = True
+        if self._stream is not None:
+            if self._worker is not None:
+                self._worker.cancel()
+            self._finish(StopReason.CANCELLED, None, "")
+        self._stop_worker(timeout_ms)
+
+    def thumbnail_for(self, attachment: Attachment) -> QPixmap | None:
+        """A small picture of an image attachment (cached), or None for other kinds."""
+        sha = attachment.sha256
+        if attachment.kind is not AttachmentKind.IMAGE or not sha:
+            return None
+        if sha not in self._thumbs:
+            reader = QImageReader(str(self._store.blobs.path(sha)))
+            size = reader.size()
+            if size.isValid():
+                reader.setScaledSize(size.scaled(_THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+            image = reader.read()
+            pixmap = None if image.isNull() else QPixmap.fromImage(image)
+            if pixmap is not None:
+                pixmap.setDevicePixelRatio(2.0)
+            self._thumbs[sha] = pixmap
+        return self._thumbs[sha]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _refusal(self) -> str | None:
+        """Why nothing can be sent now, or None."""
+        if self._stream is not None:
+            return "An answer is still being written: press Stop (Esc) first."
+        problem = self._model_problem()
+        if problem:
+            return problem
+        if self.engine_state == "error":
+            reason = self._load_error or "it could not be loaded."
+            return f"The model is not available: {reason} Check the model in Settings (Ctrl+,)."
+        return None
+
+    def _start_answer(self, session_id: str, user: Message | None) -> bool:
+        """Build the prompt from the stored history and ask the worker for an answer.
+
+        Args:
+            session_id: the chat.
+            user: the message just sent, to append to the view; None re-shows the whole chat.
+        """
+        self.ensure_engine()
+        if self._worker is None:
+            return False
+        settings = self._settings()
+        try:
+            history = self._store.messages(session_id)
+            turns, statuses = build_turns(history, self._store.blobs.path)
+            history = self._record_statuses(history, statuses)
+            if not history or history[-1].role is not Role.USER:
+                self._show_session(session_id)
+                return False
+            assistant = self._store.begin_assistant_message(session_id)
+        except StoreError as exc:
+            self.message_posted.emit(exc.message)
+            return False
+        if user is None:
+            self._view.set_messages(history, self.thumbnail_for)
+        else:
+            self._view.add_message(history[-1])
+        self._stream = _Stream(assistant)
+        self._view.begin_stream(assistant)
+        request = GenerationRequest(
+            turns=turns,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+        )
+        self._worker.generate(assistant.id, request)
+        self._checkpoint_timer.start()
+        self._composer.set_generating(True)
+        self.generating_changed.emit(True)
+        return True
+
+    def _record_statuses(
+        self, history: Sequence[Message], statuses: dict[str, AttachmentStatus]
+    ) -> list[Message]:
+        """Write used/skipped back onto the attachments that changed; return the updated history."""
+        updated = []
+        for message in history:
+            new = tuple(
+                replace(a, status=statuses[a.sha256])
+                if a.sha256 in statuses and a.status != statuses[a.sha256]
+                else a
+                for a in message.attachments
+            )
+            if new != message.attachments:
+                self._store.update_attachments(message.id, new)
+                message = replace(message, attachments=new)
+            updated.append(message)
+        return updated
+
+    def _show_session(self, session_id: str) -> None:
+        try:
+            messages = self._store.messages(session_id)
+        except StoreError as exc:
+            self.message_posted.emit(exc.message)
+            messages = []
+        stream = self._stream
+        live = stream is not None and stream.message.session_id == session_id
+        shown = [m for m in messages if not (live and stream and m.id == stream.message.id)]
+        self._view.set_messages(shown, self.thumbnail_for)
+        if live and stream is not None:
+            self._view.begin_stream(replace(stream.message, text=stream.text))
+
+    def _finish(self, reason: StopReason, timings: Timings | None, error: str) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        self._stream = None
+        self._checkpoint_timer.stop()
+        text = stream.text
+        try:
+            self._store.finish_message(stream.message.id, text, reason, timings, error)
+        except StoreError as exc:
+            self.message_posted.emit(f"The answer could not be saved: {exc.message}")
+        final = replace(stream.message, text=text, stop_reason=reason, timings=timings, error=error)
+        if final.session_id == self._session_id:
+            self._view.finish_stream(final)
+        self._composer.set_generating(False)
+        self._status.set_timings(timings)
+        self.generating_changed.emit(False)
+        self.sessions_changed.emit()
+        if self._restart_pending:
+            self.restart_engine()
+
+    def _stop_worker(self, timeout_ms: int = 10_000) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(timeout_ms)
+
+    def _cancel_edit(self) -> None:
+        if self._editing_id is not None:
+            self._editing_id = None
+            self._composer.clear()
+
+    # -- worker slots ------------------------------------------------------------------------
+
+    def _on_worker_state_changed(self, state: str) -> None:
+        self._status.set_engine_state(state, self._load_error if state == "error" else "")
+
+    def _on_worker_load_finished(self, status: EngineStatus) -> None:
+        self._load_error = ""
+        self._status.set_engine_status(status)
+
+    def _on_worker_load_failed(self, message: str) -> None:
+        self._load_error = message
+        self._status.set_engine_state("error", message)
+        self.message_posted.emit(f"The model is not available: {message}")
+
+    def _on_worker_chunk_received(self, request_id: str, text: str) -> None:
+        stream = self._stream
+        if stream is None or stream.message.id != request_id:
+            return
+        stream.parts.append(text)
+        if stream.message.session_id == self._session_id:
+            self._view.append_stream(request_id, text)
+
+    def _on_worker_generation_finished(self, request_id: str, result: GenerationResult) -> None:
+        if self._stream is not None and self._stream.message.id == request_id:
+            self._finish(result.stop_reason, result.timings, "")
+
+    def _on_worker_generation_failed(self, request_id: str, message: str) -> None:
+        if self._stream is not None and self._stream.message.id == request_id:
+            self.message_posted.emit(f"The answer failed: {message}")
+            self._finish(StopReason.ERROR, None, message)
+
+    def _on_composer_edit_cancelled(self) -> None:
+        self._editing_id = None

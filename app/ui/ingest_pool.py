@@ -1,0 +1,131 @@
+"""Runs `app.core.ingest` on a private QThreadPool so reading files never blocks the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
+
+log = logging.getLogger(__name__)
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; pool threads emit through it, so delivery is queued to the GUI."""
+
+    finished = Signal(int, object)
+
+
+class _Job(QRunnable):
+    """One ingest call; it always answers, with attachments or with an error attachment."""
+
+    def __init__(self, job_id: int, name: str, work: Callable[[], list[Attachment]], relay: _Relay):
+        super().__init__()
+        self._job_id = job_id
+        self._name = name
+        self._work = work
+        self._relay = relay
+
+    def run(self) -> None:
+        try:
+            result = self._work()
+        except Exception as exc:  # ingest promises not to raise; a bug must still not lose the chip
+            log.exception("ingest of an attachment failed")
+            result = [_error_attachment(self._name, f"{self._name} could not be read: {exc}.")]
+        self._relay.finished.emit(self._job_id, result)
+
+
+class IngestPool(QObject):
+    """Queue files (or a pasted image) for ingest; each job answers once with `ingest_finished`.
+
+    Args:
+        blobs: where ingest stores content (`app.store.blobs.BlobStore` or any `BlobSink`).
+        max_threads: pool size; reading is I/O and decoding bound, two or three is plenty.
+    """
+
+    #: (job_id, list[Attachment]) — what the path turned into (error attachments included).
+    ingest_finished = Signal(int, object)
+
+    def __init__(self, blobs: object, max_threads: int = 3, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._blobs = blobs
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._relay = _Relay(self)
+        self._relay.finished.connect(self._on_relay_finished)
+        self._next_id = 0
+        self._pending: set[int] = set()
+
+    def submit_path(self, path: Path) -> int:
+        """Ingest a file or a folder in the background.
+
+        Args:
+            path: what the user dropped, pasted or picked.
+
+        Returns:
+            The job id `ingest_finished` will carry.
+        """
+        blobs = self._blobs
+        return self._submit(path.name or str(path), lambda: _ingest(path, blobs))
+
+    def submit_image(self, image: QImage) -> int:
+        """Save a pasted clipboard image as PNG and ingest it in the background.
+
+        Args:
+            image: the clipboard's image (QImage is safe to use off the GUI thread).
+
+        Returns:
+            The job id `ingest_finished` will carry.
+        """
+        name = time.strftime("pasted-image-%Y%m%d-%H%M%S.png")
+        copy = QImage(image)  # detach from the clipboard's buffer before crossing threads
+        blobs = self._blobs
+        return self._submit(name, lambda: _ingest_image(copy, name, blobs))
+
+    def pending(self) -> int:
+        """How many jobs have not answered yet."""
+        return len(self._pending)
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Wait for running jobs (queued ones are dropped); True when the pool is idle."""
+        self._pool.clear()
+        return self._pool.waitForDone(timeout_ms)
+
+    def _submit(self, name: str, work: Callable[[], list[Attachment]]) -> int:
+        self._next_id += 1
+        job_id = self._next_id
+        self._pending.add(job_id)
+        self._pool.start(_Job(job_id, name, work, self._relay))
+        return job_id
+
+    def _on_relay_finished(self, job_id: int, attachments: object) -> None:
+        self._pending.discard(job_id)
+        self.ingest_finished.emit(job_id, attachments)
+
+
+def _ingest(path: Path, blobs: object) -> list[Attachment]:
+    # Imported here, on the pool thread: ingest pulls in Pillow and friends, which start-up
+    # does not need.
+    from app.core.ingest import ingest_path
+
+    return list(ingest_path(path, blobs))  # type: ignore[arg-type]
+
+
+def _ingest_image(image: QImage, name: str, blobs: object) -> list[Attachment]:
+    with tempfile.TemporaryDirectory(prefix="scout-desk-paste-") as folder:
+        target = Path(folder) / name
+        if image.isNull() or not image.save(str(target), "PNG"):
+            return [_error_attachment(name, "The pasted image could not be saved as PNG.")]
+        return _ingest(target, blobs)
+
+
+def _error_attachment(name: str, detail: str) -> Attachment:
+    return Attachment(
+        name=name, kind=AttachmentKind.TEXT, status=AttachmentStatus.ERROR, detail=detail
+    )

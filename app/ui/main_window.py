@@ -1,0 +1,313 @@
+"""The main window: composes sidebar, chat view, composer, welcome panel and status bar."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import __version__
+from app.core.messages import Attachment
+from app.core.settings import Settings, save_settings
+from app.store.sessions import SessionStore
+from app.ui.attachment_chips import preview_attachment
+from app.ui.chat_controller import ChatController, EngineBuilder
+from app.ui.chat_view import ChatView
+from app.ui.composer import Composer, local_paths
+from app.ui.ingest_pool import IngestPool
+from app.ui.settings_dialog import SettingsDialog
+from app.ui.sidebar import Sidebar
+from app.ui.status_bar import StatusBar
+from app.ui.theme import apply_theme
+from app.ui.welcome import WelcomePanel
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "Scout Desk"
+NO_MODEL_NOTICE = (
+    "No model folder is chosen yet, so Scout Desk cannot answer. Choose the Llama 4 Scout folder "
+    "in Settings (Ctrl+,); your message stays here until then."
+)
+_DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
+
+
+class MainWindow(QMainWindow):
+    """The one window. Logic lives in `ChatController` (conversation) and `Sidebar` (chats).
+
+    Args:
+        store: the open session store (the caller closes it after the window).
+        data_dir: the data folder (settings.json lives there).
+        settings: the settings read at start.
+        engine_factory: builds the engine from the settings in force, on the worker thread.
+        model_override: a model folder from --model or SCOUT_DESK_MODEL (wins over settings).
+        requires_model_dir: whether the engine needs a model folder (False for a scripted one).
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        data_dir: Path,
+        settings: Settings,
+        engine_factory: EngineBuilder,
+        *,
+        model_override: Path | None = None,
+        requires_model_dir: bool = True,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.resize(1120, 760)
+        self._store = store
+        self._data_dir = data_dir
+        self._settings = settings
+        self._model_override = model_override
+        self._requires_model_dir = requires_model_dir
+        self._closed = False
+
+        self.ingest = IngestPool(store.blobs, parent=self)
+        self.sidebar = Sidebar(store)
+        self.chat_view = ChatView()
+        self.welcome = WelcomePanel()
+        self.composer = Composer(self.ingest)
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self.controller = ChatController(
+            store,
+            self.chat_view,
+            self.composer,
+            self.status,
+            self.effective_settings,
+            self._model_problem,
+            parent=self,
+        )
+        self._build_layout()
+        self._build_actions()
+        self._connect()
+        QApplication.instance().installEventFilter(self)  # drops anywhere on the window
+        # The engine thread starts once the window is on screen (see eventFilter), so its
+        # imports do not compete with building and painting the window.
+        self.controller.set_engine_factory(engine_factory)
+        self._update_welcome()
+        self.composer.focus_input()
+
+    # -- composition -------------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.chat_view)
+        self.stack.addWidget(self.welcome)
+        right = QWidget()
+        right.setObjectName("ChatPane")
+        right.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.stack, 1)
+        column.addWidget(self.composer)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([260, 860])
+        splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(splitter)
+
+    def _build_actions(self) -> None:
+        def action(menu: object, text: str, keys: str, slot: object, name: str) -> QAction:
+            act = QAction(text, self)
+            act.setShortcut(QKeySequence(keys))
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.setObjectName(name)
+            act.triggered.connect(slot)
+            menu.addAction(act)  # type: ignore[attr-defined]
+            return act
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        action(file_menu, "&New chat", "Ctrl+N", self.controller.new_chat, "newChat")
+        action(file_menu, "&Attach files…", "Ctrl+O", self.choose_attachments, "attach")
+        file_menu.addSeparator()
+        action(file_menu, "&Settings…", "Ctrl+,", self.open_settings, "settings")
+        file_menu.addSeparator()
+        action(file_menu, "&Quit", "Ctrl+Q", self.close, "quit")
+        edit_menu = bar.addMenu("&Edit")
+        action(edit_menu, "&Find in chats", "Ctrl+F", self.sidebar.focus_search, "find")
+        action(
+            edit_menu, "&Copy last answer", "Ctrl+Shift+C", self.controller.copy_last_answer, "copy"
+        )
+        chat_menu = bar.addMenu("&Chat")
+        self.stop_action = action(chat_menu, "&Stop answer", "Esc", self.controller.stop, "stop")
+        self.stop_action.setEnabled(False)
+        help_menu = bar.addMenu("&Help")
+        about = QAction("&About Scout Desk", self)
+        about.triggered.connect(self._show_about)
+        help_menu.addAction(about)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.session_opened.connect(self._on_controller_session_opened)
+        c.sessions_changed.connect(self.sidebar.refresh)
+        c.generating_changed.connect(self.stop_action.setEnabled)
+        c.message_posted.connect(self._post)
+        self.sidebar.session_activated.connect(c.open_session)
+        self.sidebar.search_hit_activated.connect(self._on_sidebar_search_hit_activated)
+        self.sidebar.new_chat_requested.connect(c.new_chat)
+        self.sidebar.session_trashed.connect(self._on_sidebar_session_trashed)
+        self.sidebar.message_posted.connect(self._post)
+        self.composer.attach_requested.connect(self.choose_attachments)
+        self.composer.chips.attachment_activated.connect(self.show_attachment)
+        self.chat_view.attachment_activated.connect(self.show_attachment)
+        self.welcome.choose_model_requested.connect(self.choose_model_dir)
+        self.welcome.settings_requested.connect(self.open_settings)
+
+    # -- settings and model ------------------------------------------------------------------
+
+    def effective_settings(self) -> Settings:
+        """The settings in force: a model folder from --model or the environment wins."""
+        if self._model_override is not None:
+            return replace(self._settings, model_dir=str(self._model_override))
+        return self._settings
+
+    def _model_problem(self) -> str | None:
+        if self._requires_model_dir and not self.effective_settings().model_dir:
+            return NO_MODEL_NOTICE
+        return None
+
+    def apply_settings(self, settings: Settings) -> bool:
+        """Save new settings and apply them (theme live; a new model folder restarts the engine).
+
+        Returns:
+            True when settings.json was written.
+        """
+        try:
+            save_settings(self._data_dir / "settings.json", settings)
+        except OSError as exc:
+            self._post(f"Settings could not be saved: {exc.strerror or exc}")
+            return False
+        old, self._settings = self._settings, settings
+        apply_theme(QApplication.instance(), settings.theme)
+        if (old.model_dir, old.quantization) != (settings.model_dir, settings.quantization):
+            self.composer.clear_notice()
+            self.controller.restart_engine()
+        self._update_welcome()
+        return True
+
+    def open_settings(self) -> None:
+        """Show the settings dialog (Ctrl+,)."""
+        dialog = SettingsDialog(self._settings, self._data_dir, self._model_override, self)
+        app = QApplication.instance()
+        dialog.theme_previewed.connect(lambda theme: apply_theme(app, theme))
+        if dialog.exec():
+            self.apply_settings(dialog.settings())
+        dialog.deleteLater()
+
+    def choose_model_dir(self) -> None:
+        """Pick the model folder (the welcome panel's button)."""
+        chosen = QFileDialog.getExistingDirectory(self, "Choose the Llama 4 Scout folder")
+        if chosen:
+            self.apply_settings(replace(self._settings, model_dir=chosen))
+
+    def _update_welcome(self) -> None:
+        show = self._model_problem() is not None and self.controller.session_id is None
+        self.stack.setCurrentWidget(self.welcome if show else self.chat_view)
+
+    # -- attachments -------------------------------------------------------------------------
+
+    def choose_attachments(self) -> None:
+        """Pick files to attach (Ctrl+O)."""
+        files, _filter = QFileDialog.getOpenFileNames(self, "Attach files")
+        if files:
+            self.composer.attach_paths([Path(f) for f in files])
+
+    def open_files(self, paths: list[Path]) -> None:
+        """Attach files given on the command line to a new chat."""
+        if paths:
+            self.controller.new_chat()
+            self.composer.attach_paths(paths)
+
+    def show_attachment(self, attachment: Attachment | None) -> QDialog | None:
+        """Preview a stored attachment (works without a model); returns the dialog shown."""
+        if attachment is None or not attachment.sha256:
+            return None
+        return preview_attachment(self, attachment, self._store.blobs.path(attachment.sha256))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.Expose and watched is self.windowHandle():
+            if watched.isExposed() and not self._closed:
+                QTimer.singleShot(0, self.controller.ensure_engine)
+            return False
+        # Files dropped on any widget of this window become attachments.
+        if (
+            event.type() in _DROP_EVENTS
+            and isinstance(watched, QWidget)
+            and watched.window() is self
+            and isinstance(event, QDropEvent)  # DragEnter and DragMove derive from it
+        ):
+            paths = local_paths(event.mimeData())
+            if paths:
+                event.setDropAction(Qt.DropAction.CopyAction)
+                event.accept()
+                if event.type() == QEvent.Type.Drop:
+                    self.composer.attach_paths(paths)
+                return True
+        return super().eventFilter(watched, event)
+
+    # -- slots -------------------------------------------------------------------------------
+
+    def _post(self, text: str) -> None:
+        self.status.showMessage(text, 8000)
+
+    def _on_controller_session_opened(self, session_id: str | None) -> None:
+        self.sidebar.select_session(session_id)
+        self._update_welcome()
+
+    def _on_sidebar_search_hit_activated(self, session_id: str, message_id: str) -> None:
+        if session_id != self.controller.session_id:
+            self.controller.open_session(session_id)
+        widget = self.chat_view.message_widget(message_id)
+        if widget is not None:
+            self.chat_view.ensureWidgetVisible(widget)
+
+    def _on_sidebar_session_trashed(self, session_id: str, title: str) -> None:
+        self.controller.forget_session(session_id)
+        self.status.show_undo(
+            f"Moved “{title}” to the trash.", lambda: self.sidebar.restore_session(session_id)
+        )
+
+    def _show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Scout Desk",
+            f"Scout Desk {__version__}\nQuestion images and documents with Llama 4 Scout, "
+            f"locally.\n\nData folder: {self._data_dir}",
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        # Cancel and save a streaming answer, then join the worker and the ingest pool.
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop background work (idempotent): save a partial answer, join threads."""
+        if self._closed:
+            return
+        self._closed = True
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+        self.controller.shutdown()
+        self.ingest.shutdown()
