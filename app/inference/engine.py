@@ -46,7 +46,7 @@ class OutOfMemoryError(EngineError):
     exit_code = 5
 
 
-class Cancelled(Exception):
+class Cancelled(Exception):  # noqa: N818 (a stop the user asked for, not an error)
     """Raised by `load` when the user cancelled it."""
 
 

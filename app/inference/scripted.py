@@ -1,4 +1,4 @@
-"""A scripted engine: replays canned answers chunk by chunk, for UI tests and demos of the interface."""
+"""A scripted engine: replays canned answers chunk by chunk, for UI tests and interface demos."""
 
 from __future__ import annotations
 

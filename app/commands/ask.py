@@ -1,0 +1,274 @@
+"""`scout-desk ask`: one question about images and documents, answered by the local engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from app.core import paths
+from app.core.compose import build_turns
+from app.core.ingest import ingest_path
+from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason, Timings
+from app.core.settings import Settings, load_settings
+from app.inference.engine import (
+    CancelToken,
+    EngineError,
+    GenerationRequest,
+    LoadProgress,
+    ModelError,
+)
+from app.store.db import StoreError
+from app.store.sessions import SessionStore
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
+#: Seconds between checkpoints of the streaming answer, as in the window.
+CHECKPOINT_EVERY_S = 1.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the `ask` options (see ARCHITECTURE.md, the CLI contract)."""
+    parser.add_argument("--quantization", choices=("nf4", "int8", "bf16"), default=None)
+    parser.add_argument("--image", action="append", type=Path, default=[], metavar="FILE")
+    parser.add_argument("--video", type=Path, default=None, metavar="FILE")
+    parser.add_argument("--doc", action="append", type=Path, default=[], metavar="PATH")
+    parser.add_argument("--max-new-tokens", type=_positive_int, default=None, metavar="N")
+    parser.add_argument("--moe", choices=("sparse", "stock"), default="sparse")
+    parser.add_argument("--no-save", action="store_true", help="do not keep this exchange")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.add_argument("question")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest, save the question, load the model, stream the answer; return the exit code."""
+    try:
+        data_dir = paths.data_dir(args.data_dir)
+        settings, _warnings = load_settings(paths.settings_file(data_dir))
+    except paths.DataDirError as error:
+        return _fail(error.message, EXIT_FAILED)
+    model_dir = _model_dir(args, settings)
+    if model_dir is None:
+        return _fail(
+            "no model folder: pass --model DIR, set SCOUT_DESK_MODEL, or choose one in Settings",
+            ModelError.exit_code,
+        )
+    with _store(data_dir, keep=not args.no_save) as store:
+        attachments = _ingest(args, store)
+        broken = [a for a in attachments if a.status is AttachmentStatus.ERROR]
+        if broken:
+            for attachment in broken:
+                print(f"scout-desk: {attachment.detail}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _answer(args, settings, model_dir, store, attachments)
+
+
+def _model_dir(args: argparse.Namespace, settings: Settings) -> Path | None:
+    if args.model:
+        return Path(args.model)
+    return paths.model_dir_from_env() or (Path(settings.model_dir) if settings.model_dir else None)
+
+
+@contextmanager
+def _store(data_dir: Path, *, keep: bool) -> Iterator[SessionStore]:
+    """The user's store, or a throwaway one under a temp folder for `--no-save`."""
+    try:
+        if keep:
+            store = SessionStore.open(data_dir)
+            try:
+                yield store
+            finally:
+                store.close()
+            return
+        with tempfile.TemporaryDirectory(prefix="scout-desk-ask-") as scratch:
+            store = SessionStore.open(Path(scratch))
+            try:
+                yield store
+            finally:
+                store.close()
+    except StoreError as error:
+        raise SystemExit(_fail(error.message, EXIT_FAILED)) from None
+
+
+def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
+    """Every file the user named, as attachments; a file of the wrong kind becomes an error."""
+    wanted = [(p, AttachmentKind.IMAGE) for p in args.image]
+    wanted += [(args.video, AttachmentKind.VIDEO)] if args.video else []
+    wanted += [(p, None) for p in args.doc]
+    attachments: list[Attachment] = []
+    for path, kind in wanted:
+        for attachment in ingest_path(path, store.blobs):
+            if kind and attachment.status is not AttachmentStatus.ERROR and attachment.kind != kind:
+                attachment = replace(
+                    attachment,
+                    status=AttachmentStatus.ERROR,
+                    detail=f"{path}: is not {'an image' if kind == 'image' else 'a video'} "
+                    f"(it looks like {attachment.kind.value})",
+                )
+            attachments.append(attachment)
+    return attachments
+
+
+def _answer(
+    args: argparse.Namespace,
+    settings: Settings,
+    model_dir: Path,
+    store: SessionStore,
+    attachments: list[Attachment],
+) -> int:
+    from app.inference.local_engine import LocalLlama4Engine
+
+    session = store.create_session()
+    question = store.add_user_message(session.id, args.question, attachments)
+    turns, statuses = build_turns(store.messages(session.id), store.blobs.path)
+    attachments = [
+        replace(a, status=statuses.get(a.sha256 or "", a.status)) for a in question.attachments
+    ]
+    store.update_attachments(question.id, attachments)
+    answer = store.begin_assistant_message(session.id)
+
+    engine = LocalLlama4Engine(
+        model_dir, quantization=args.quantization or settings.quantization, moe=args.moe
+    )
+    cancel = CancelToken()
+    text_parts: list[str] = []
+    try:
+        with _cancel_on_interrupt(cancel):
+            load_start = time.perf_counter()
+            engine.load(_progress_printer(quiet=args.json), cancel)
+            load_s = time.perf_counter() - load_start
+            request = GenerationRequest(
+                turns=turns,
+                max_new_tokens=args.max_new_tokens or settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+            )
+            result = _stream(engine.generate(request, cancel), text_parts, store, answer.id, args)
+            attachments = _with_token_counts(attachments, engine, store, model_dir)
+    except EngineError as error:
+        store.finish_message(answer.id, "".join(text_parts), StopReason.ERROR, error=error.message)
+        return _fail(error.message, error.exit_code)
+    finally:
+        engine.unload()
+    timings = replace(result.timings, load_s=load_s)
+    text = "".join(text_parts)
+    store.finish_message(answer.id, text, result.stop_reason, timings)
+    if args.json:
+        session_id = None if args.no_save else session.id
+        report = _contract_json(text, attachments, timings, result.stop_reason, session_id)
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(flush=True)
+    return EXIT_OK
+
+
+def _stream(stream, text_parts: list[str], store: SessionStore, message_id: str, args):
+    """Print chunks as they come (unless --json) and checkpoint the answer about once a second."""
+    last_checkpoint = time.monotonic()
+    while True:
+        try:
+            chunk = next(stream)
+        except StopIteration as stop:
+            return stop.value
+        text_parts.append(chunk)
+        if not args.json:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+        if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
+            store.checkpoint_message(message_id, "".join(text_parts))
+            last_checkpoint = time.monotonic()
+
+
+@contextmanager
+def _cancel_on_interrupt(cancel: CancelToken) -> Iterator[None]:
+    """Ctrl+C stops the answer cleanly (saved as cancelled) instead of killing the process."""
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _progress_printer(*, quiet: bool):
+    def report(progress: LoadProgress) -> None:
+        if quiet:
+            return
+        counter = f" ({progress.done}/{progress.total})" if progress.total else ""
+        print(f"{progress.message}{counter}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _with_token_counts(
+    attachments: list[Attachment], engine, store: SessionStore, model_dir: Path
+) -> list[Attachment]:
+    """Fill `tokens` for used attachments: tile arithmetic for images, the tokenizer for text."""
+    from app.core.compose import format_text_attachment
+    from app.inference.budget import ImageTiling, image_tokens
+
+    tiling = ImageTiling.from_folder(model_dir)
+    tokenizer = engine.loaded.processor.tokenizer
+    counted = []
+    for a in attachments:
+        tokens = 0
+        if a.status is AttachmentStatus.USED and a.kind is AttachmentKind.IMAGE and a.width:
+            tokens = image_tokens(a.width, a.height or 0, tiling)
+        elif a.status is AttachmentStatus.USED and a.kind is AttachmentKind.TEXT:
+            content = store.blobs.read(a.sha256 or "").decode("utf-8", errors="replace")
+            block = format_text_attachment(a.name, content)
+            tokens = len(tokenizer.encode(block, add_special_tokens=False))
+        counted.append(replace(a, tokens=tokens))
+    return counted
+
+
+def _contract_json(
+    text: str,
+    attachments: list[Attachment],
+    timings: Timings,
+    stop_reason: StopReason,
+    session_id: str | None,
+) -> dict:
+    """The `ask --json` object, exactly as ARCHITECTURE.md fixes it."""
+    return {
+        "answer": text,
+        "boxes": [],
+        "attachments": [
+            {
+                "path": a.source_path,
+                "kind": a.kind.value,
+                "status": a.status.value,
+                "detail": a.detail,
+                "tokens": a.tokens,
+            }
+            for a in attachments
+        ],
+        "usage": {
+            "prompt_tokens": timings.prompt_tokens,
+            "completion_tokens": timings.completion_tokens,
+        },
+        "timings": {
+            "load_s": round(timings.load_s, 4),
+            "ttft_s": round(timings.ttft_s, 4),
+            "decode_tokens_per_s": round(timings.decode_tokens_per_s, 3),
+        },
+        "stop_reason": stop_reason.value,
+        "session_id": session_id,
+    }
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"scout-desk: {message}", file=sys.stderr)
+    return code

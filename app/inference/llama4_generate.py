@@ -1,0 +1,146 @@
+"""Streaming one answer: `model.generate` on a helper thread, text chunks out, Stop every step."""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.messages import StopReason
+from app.inference.engine import CancelToken
+
+# How long the caller waits for a chunk before checking that the generate thread is still alive.
+POLL_S = 0.1
+
+
+@dataclass
+class Outcome:
+    """What the generate thread left behind.
+
+    Attributes:
+        new_tokens: ids generated after the prompt.
+        stop_reason: why it stopped (set after the thread finished).
+        first_token_at: `perf_counter()` when the first token was sampled (None: none was).
+        finished_at: `perf_counter()` when generation ended.
+        error: an exception raised on the thread, handed back to the caller.
+    """
+
+    new_tokens: list[int] = field(default_factory=list)
+    stop_reason: StopReason = StopReason.EOS
+    first_token_at: float | None = None
+    finished_at: float = 0.0
+    error: BaseException | None = None
+
+
+def sampling_config(
+    base: Any, max_new_tokens: int, temperature: float | None, top_p: float | None
+) -> Any:
+    """A copy of the model's generation config with this request's length and sampling.
+
+    None keeps the model's own value (Scout: sampling at 0.6 / 0.9); temperature 0 means greedy.
+    """
+    config = copy.deepcopy(base)
+    config.max_new_tokens = max_new_tokens
+    config.max_length = None
+    config.return_dict_in_generate = True
+    if temperature is not None:
+        config.temperature = temperature
+    if top_p is not None:
+        config.top_p = top_p
+    if temperature == 0:
+        config.do_sample = False
+    elif temperature is not None or top_p is not None:
+        config.do_sample = True
+    if not config.do_sample:
+        # Greedy: neutral sampling knobs (None would mean "the model's default" to generate).
+        config.temperature = 1.0
+        config.top_p = 1.0
+        config.top_k = 50
+    return config
+
+
+def make_stop_criteria(
+    cancel: CancelToken, stop: threading.Event, deadline: float | None, outcome: Outcome
+) -> Any:
+    """A `StoppingCriteria` checked after every sampled token: Stop, closing, or `max_time`."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            now = time.perf_counter()
+            if outcome.first_token_at is None:
+                outcome.first_token_at = now
+            halt = cancel.cancelled or stop.is_set()
+            if halt:
+                outcome.stop_reason = StopReason.CANCELLED
+            elif deadline is not None and now >= deadline:
+                outcome.stop_reason = StopReason.TIME
+                halt = True
+            return torch.full(
+                (input_ids.shape[0],), halt, dtype=torch.bool, device=input_ids.device
+            )
+
+    return _Stop()
+
+
+def stream(
+    work: Callable[[Any, Any], list[int]],
+    tokenizer: Any,
+    cancel: CancelToken,
+    deadline: float | None,
+) -> Generator[str, None, Outcome]:
+    """Run `work(streamer, stopping_criteria)` on a helper thread and yield its decoded text.
+
+    Args:
+        work: prefills and calls `model.generate` with the streamer and criteria; returns the
+            generated ids. Runs on the helper thread.
+        tokenizer: decodes tokens for the streamer.
+        cancel: the user's Stop.
+        deadline: `perf_counter()` time after which generation stops (`max_time`), or None.
+
+    Returns:
+        The outcome; `error` holds whatever the thread raised (the caller decides what to do).
+    """
+    from transformers import TextIteratorStreamer
+
+    outcome = Outcome()
+    stop = threading.Event()
+    # skip_prompt: generate first "streams" the prompt ids; the timeout keeps us responsive.
+    streamer = TextIteratorStreamer(
+        tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=POLL_S
+    )
+    criteria = make_stop_criteria(cancel, stop, deadline, outcome)
+
+    def run() -> None:
+        try:
+            outcome.new_tokens = work(streamer, criteria)
+        except BaseException as exc:  # handed to the caller, never lost on this thread
+            outcome.error = exc
+            streamer.end()
+        finally:
+            outcome.finished_at = time.perf_counter()
+
+    thread = threading.Thread(target=run, name="llama4-generate", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                chunk = next(streamer)
+            except StopIteration:
+                break
+            except queue.Empty:
+                if not thread.is_alive() and streamer.text_queue.empty():
+                    break  # died without a word: the error (if any) is in the outcome
+                continue
+            if chunk:
+                yield chunk
+    finally:
+        # Also reached when the caller closes us mid-answer: stop the thread, never leave it.
+        stop.set()
+        thread.join()
+    return outcome

@@ -1,0 +1,324 @@
+"""The local Llama 4 engine: a model folder on this machine, answering in-process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.core.messages import StopReason, Timings
+from app.inference import budget
+from app.inference.engine import (
+    CancelToken,
+    EngineError,
+    EngineStatus,
+    GenerationRequest,
+    GenerationResult,
+    LoadProgress,
+    ModelError,
+    OutOfMemoryError,
+    ProgressCallback,
+)
+from app.inference.llama4_cache import PrefixCache, cut_point, tiles_before
+from app.inference.llama4_loading import QUANTIZATIONS, LoadedModel, load_llama4, release_memory
+
+if TYPE_CHECKING:
+    from app.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MOE_MODES = ("sparse", "stock")
+
+
+class LocalLlama4Engine:
+    """Llama 4 (Scout or a tiny test model) from a local folder, implementing `Engine`.
+
+    Args:
+        model_dir: the model folder.
+        quantization: "nf4" (default), "int8" or "bf16"; a pre-quantized folder keeps its own.
+        device: "cuda:0", "cpu", ... (None: the GPU when there is one).
+        moe: "sparse" or "stock" expert dispatch. Until the sparse MoE lands (issue 7) both run
+            transformers' stock path.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        quantization: str = "nf4",
+        device: str | None = None,
+        moe: str = "sparse",
+    ) -> None:
+        if quantization not in QUANTIZATIONS:
+            raise ModelError(f"Unknown quantization {quantization!r}: use nf4, int8 or bf16.")
+        if moe not in MOE_MODES:
+            raise ModelError(f"Unknown MoE mode {moe!r}: use sparse or stock.")
+        self.model_dir = Path(model_dir)
+        self.quantization = quantization
+        self.device = device
+        self.moe = moe
+        self._loaded: LoadedModel | None = None
+        self._prefix = PrefixCache()
+        #: Prompt tokens the last answer actually prefilled (the rest came from the kept cache).
+        self.last_prefill_tokens = 0
+        #: Token ids of the last answer (for tests and benchmarks; the UI uses the text).
+        self.last_token_ids: list[int] = []
+
+    # -- Engine protocol ------------------------------------------------------------------
+
+    def load(self, progress: ProgressCallback, cancel: CancelToken) -> None:
+        """Check the folder, then load processor and weights; raise `Cancelled` or `ModelError`."""
+        if self._loaded is not None:
+            return
+        progress(LoadProgress(0, 0, f"Checking {self.model_dir.name}"))
+        _preflight(self.model_dir, self.quantization, self.device)
+        loaded = load_llama4(self.model_dir, self.quantization, self.device, progress, cancel)
+        if loaded.quantization == "int8":
+            _quiet_int8_warning()
+        self._loaded = loaded
+
+    def generate(
+        self, request: GenerationRequest, cancel: CancelToken
+    ) -> Generator[str, None, GenerationResult]:
+        """Stream one answer; see `Engine.generate`."""
+        from app.inference.llama4_generate import sampling_config, stream
+        from app.inference.llama4_prompt import build_prompt
+
+        loaded = self._require_loaded()
+        start = time.perf_counter()
+        model, processor = loaded.model, loaded.processor
+        vision_dtype = model.vision_model.patch_embedding.linear.weight.dtype
+        prompt = build_prompt(processor, request.turns, vision_dtype)
+        tokenizer = processor.tokenizer
+        cut = cut_point(prompt.ids, tokenizer.convert_tokens_to_ids("<|header_end|>"))
+        reuse = self._prefix.reusable(prompt.ids[:cut])
+        self._check_budget(len(prompt.ids), len(prompt.ids) - reuse, request.max_new_tokens)
+        config = sampling_config(
+            model.generation_config, request.max_new_tokens, request.temperature, request.top_p
+        )
+        tiling = budget.ImageTiling.from_processor(processor)
+        skip_tiles = tiles_before(
+            prompt.ids, model.config.image_token_id, tiling.tokens_per_tile, reuse
+        )
+        self.last_prefill_tokens = len(prompt.ids) - reuse
+
+        def work(streamer: Any, criteria: Any) -> list[int]:
+            return self._prefill_and_generate(
+                prompt.ids, prompt.pixel_values, skip_tiles, reuse, cut, config, streamer, criteria
+            )
+
+        deadline = start + request.max_time_s if request.max_time_s else None
+        outcome = yield from stream(work, tokenizer, cancel, deadline)
+        if outcome.error is not None:
+            self._raise_from_thread(outcome, len(prompt.ids), prompt.image_count)
+        self.last_token_ids = list(outcome.new_tokens)
+        reason = outcome.stop_reason
+        eos = set(_as_list(config.eos_token_id))
+        if reason not in (StopReason.CANCELLED, StopReason.TIME):
+            if outcome.new_tokens and outcome.new_tokens[-1] in eos:
+                reason = StopReason.EOS
+            elif len(outcome.new_tokens) >= request.max_new_tokens:
+                reason = StopReason.LENGTH
+        return GenerationResult(reason, _timings(loaded, start, outcome, len(prompt.ids)))
+
+    def status(self) -> EngineStatus:
+        """Name, device and memory of the loaded model."""
+        loaded = self._loaded
+        label = loaded.quantization if loaded else self.quantization
+        name = f"Llama 4 · {self.model_dir.name} · {label.upper()}"
+        if loaded is None:
+            return EngineStatus(name=name, device=self.device or "not loaded")
+        if loaded.device.startswith("cuda"):
+            import torch
+
+            _, total = torch.cuda.mem_get_info(loaded.device)
+            used = torch.cuda.memory_allocated(loaded.device)
+            return EngineStatus(name, loaded.device, used, total)
+        return EngineStatus(name, loaded.device)
+
+    def unload(self) -> None:
+        """Free the model, the kept cache and cached accelerator memory."""
+        self._prefix.clear()
+        self._loaded = None
+        release_memory()
+
+    # -- internals ------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The loaded model (for benchmarks and tests), or None."""
+        return self._loaded
+
+    def _require_loaded(self) -> LoadedModel:
+        if self._loaded is None:
+            raise ModelError("The model is not loaded yet.")
+        return self._loaded
+
+    def _prefill_and_generate(
+        self,
+        ids: list[int],
+        pixel_values: Any,
+        skip_tiles: int,
+        reuse: int,
+        cut: int,
+        config: Any,
+        streamer: Any,
+        criteria: Any,
+    ) -> list[int]:
+        """On the helper thread: extend the kept prefix to `cut`, keep it, then generate."""
+        import torch
+        from transformers import DynamicCache, StoppingCriteriaList
+
+        loaded = self._require_loaded()
+        model = loaded.model
+        device = loaded.device
+        with torch.inference_mode():
+            if reuse:
+                cache = self._prefix.copy()
+            else:
+                self._prefix.clear()
+                cache = DynamicCache(config=model.config.get_text_config())
+            if cut > reuse:
+                new_pixels = None
+                if pixel_values is not None and skip_tiles < pixel_values.shape[0]:
+                    new_pixels = pixel_values[skip_tiles:].to(device)
+                segment = torch.tensor([ids[reuse:cut]], device=device)
+                model(
+                    input_ids=segment,
+                    pixel_values=new_pixels,
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                self._prefix.store(ids[:cut], cache)
+            full = torch.tensor([ids], device=device)
+            # Without a kept prefix (no header in the prompt) generate prefills the images itself.
+            extra = {}
+            if cut == 0 and pixel_values is not None:
+                extra["pixel_values"] = pixel_values.to(device)
+            out = model.generate(
+                input_ids=full,
+                attention_mask=torch.ones_like(full),
+                past_key_values=cache,
+                generation_config=config,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([criteria]),
+                **extra,
+            )
+            return out.sequences[0, len(ids) :].tolist()
+
+    def _check_budget(self, prompt_tokens: int, prefill_tokens: int, max_new_tokens: int) -> None:
+        loaded = self._require_loaded()
+        text_config = loaded.model.config.get_text_config().to_dict()
+        limit = int(text_config.get("max_position_embeddings") or 0) or 1 << 62
+        capacity, where = limit, "the model's context window"
+        if loaded.device.startswith("cuda"):
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(loaded.device)
+            # Memory PyTorch holds in its cache is free for us too.
+            free += torch.cuda.memory_reserved(loaded.device) - torch.cuda.memory_allocated(
+                loaded.device
+            )
+            fits = budget.context_capacity(text_config, free, prefill_tokens)
+            if fits < capacity:
+                capacity, where = fits, f"the GPU's free memory ({free / 1e9:.1f} GB)"
+        budget.check_budget(prompt_tokens, max_new_tokens, capacity, where)
+
+    def _raise_from_thread(self, outcome: Any, prompt_tokens: int, images: int) -> None:
+        """Re-raise what the generate thread raised; after an OOM, free memory first."""
+        error = outcome.error
+        outcome.error = None
+        if not _is_out_of_memory(error):
+            raise error
+        # Recover here, not in an except block: the traceback's frames (holding activations and
+        # the half-grown cache) die with `error`, so the memory is really returned.
+        del error
+        self._prefix.clear()
+        release_memory()
+        what = f"{prompt_tokens:,} prompt tokens" + (f" and {images} image(s)" if images else "")
+        raise OutOfMemoryError(
+            f"Out of memory while answering ({what}). Remove images or attachments, start a new "
+            f"chat, or lower the answer length; the model is still loaded."
+        )
+
+
+def create_engine(settings: Settings) -> LocalLlama4Engine:
+    """Build the local engine the settings describe (not loaded yet).
+
+    Args:
+        settings: the user's settings (`model_dir`, `quantization`).
+
+    Returns:
+        The engine.
+
+    Raises:
+        ModelError: no model folder has been chosen.
+    """
+    if not settings.model_dir:
+        raise ModelError(
+            "No model folder is chosen: pick the Llama 4 Scout folder in Settings, or pass --model "
+            "(or set SCOUT_DESK_MODEL)."
+        )
+    return LocalLlama4Engine(Path(settings.model_dir), quantization=settings.quantization)
+
+
+def _preflight(model_dir: Path, quantization: str, device: str | None) -> None:
+    """Refuse a folder that cannot load (or cannot fit), with preflight's sentences."""
+    from app.inference.llama4_loading import pick_device
+    from app.inference.preflight import check_model_folder
+
+    free_gpu_bytes = None
+    target = pick_device(device)
+    if target.startswith("cuda"):
+        import torch
+
+        free_gpu_bytes, _ = torch.cuda.mem_get_info(target)
+    report = check_model_folder(model_dir, quantization, free_gpu_bytes=free_gpu_bytes)
+    if report.problems:
+        raise ModelError(" ".join(report.problems))
+
+
+def _timings(loaded: LoadedModel, start: float, outcome: Any, prompt_tokens: int) -> Timings:
+    first = outcome.first_token_at
+    count = len(outcome.new_tokens)
+    ttft = (first - start) if first else 0.0
+    decode_s = outcome.finished_at - first if first else 0.0
+    rate = (count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0
+    return Timings(
+        load_s=loaded.load_s,
+        ttft_s=ttft,
+        decode_tokens_per_s=rate,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=count,
+    )
+
+
+def _is_out_of_memory(error: BaseException | None) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError / torch.cuda's alias
+        return True
+    # torch's CPU allocator raises a plain RuntimeError ("DefaultCPUAllocator: can't allocate").
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _as_list(value: Any) -> list[int]:
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
+
+
+def _quiet_int8_warning() -> None:
+    """bitsandbytes warns on every int8 matmul that bf16 inputs are cast to fp16; once is plenty."""
+    import warnings
+
+    warnings.filterwarnings("once", message="MatMul8bitLt: inputs will be cast")
+
+
+__all__ = ["MOE_MODES", "EngineError", "LocalLlama4Engine", "create_engine"]

@@ -1,0 +1,159 @@
+"""`scout-desk ask` end to end on a tiny real Llama 4: the JSON contract, saving, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from app.cli import main
+from app.core.messages import Role, StopReason
+from app.store.sessions import SessionStore
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from app.inference.tiny import build_tiny_llama4
+
+    return build_tiny_llama4(tmp_path_factory.mktemp("ask-model") / "model")
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(path)
+    return path
+
+
+def _ask(data_dir: Path, model: Path, *extra: str) -> list[str]:
+    return [
+        "--data-dir",
+        str(data_dir),
+        "ask",
+        "--model",
+        str(model),
+        "--max-new-tokens",
+        "6",
+        *extra,
+    ]
+
+
+def test_json_answer_has_every_contract_field_and_is_saved(tmp_path, tiny_model, photo, capsys):
+    data = tmp_path / "data"
+    code = main(
+        _ask(
+            data,
+            tiny_model,
+            "--quantization",
+            "bf16",
+            "--image",
+            str(photo),
+            "--json",
+            "What is this?",
+        )
+    )
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {
+        "answer",
+        "boxes",
+        "attachments",
+        "usage",
+        "timings",
+        "stop_reason",
+        "session_id",
+    }
+    assert isinstance(report["answer"], str) and isinstance(report["boxes"], list)
+    [attachment] = report["attachments"]
+    assert attachment["path"] == str(photo) and attachment["kind"] == "image"
+    assert attachment["status"] == "used" and attachment["tokens"] > 0
+    assert report["usage"]["completion_tokens"] == 6
+    assert report["usage"]["prompt_tokens"] > attachment["tokens"]
+    assert report["stop_reason"] == "length"
+    assert set(report["timings"]) == {"load_s", "ttft_s", "decode_tokens_per_s"}
+    assert report["timings"]["load_s"] > 0
+
+    store = SessionStore.open(data)
+    try:
+        [session] = store.list_sessions()
+        assert session.id == report["session_id"]
+        question, answer = store.messages(session.id)
+        assert (question.role, question.text) == (Role.USER, "What is this?")
+        assert question.attachments[0].width == 640
+        assert (answer.role, answer.text) == (Role.ASSISTANT, report["answer"])
+        assert answer.stop_reason is StopReason.LENGTH
+    finally:
+        store.close()
+
+
+def test_no_save_leaves_the_store_empty(tmp_path, tiny_model, capsys):
+    data = tmp_path / "data"
+    assert main(_ask(data, tiny_model, "--quantization", "bf16", "--no-save", "--json", "Hi")) == 0
+    assert json.loads(capsys.readouterr().out)["session_id"] is None
+    store = SessionStore.open(data)
+    try:
+        assert store.list_sessions() == []
+    finally:
+        store.close()
+
+
+def test_without_json_the_answer_streams_as_plain_text(tmp_path, tiny_model, capsys):
+    data = tmp_path / "d"
+    assert main(_ask(data, tiny_model, "--quantization", "bf16", "Hello")) == 0
+    out = capsys.readouterr().out
+    store = SessionStore.open(data)
+    try:
+        [session] = store.list_sessions()
+        answer = store.messages(session.id)[-1]
+    finally:
+        store.close()
+    # What streamed to stdout is exactly the saved answer (plus the closing newline), not JSON.
+    assert out == answer.text + "\n"
+    assert answer.stop_reason is StopReason.LENGTH
+
+
+def test_an_unusable_image_exits_3_naming_it(tmp_path, tiny_model, capsys):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    assert main(_ask(tmp_path / "d", tiny_model, "--image", str(empty), "What?")) == 3
+    assert "empty.png" in capsys.readouterr().err
+
+
+def test_a_text_file_passed_as_image_exits_3(tmp_path, tiny_model, capsys):
+    notes = tmp_path / "notes.png"
+    notes.write_text("just words", encoding="utf-8")
+    assert main(_ask(tmp_path / "d", tiny_model, "--image", str(notes), "What?")) == 3
+    assert "is not an image" in capsys.readouterr().err
+
+
+def test_no_model_folder_exits_4(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path / "d"), "ask", "What?"]) == 4
+    assert "model folder" in capsys.readouterr().err
+
+
+def test_a_model_folder_with_a_missing_shard_exits_4_without_a_traceback(tmp_path, tiny_model):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    shards = sorted(broken.glob("model-*.safetensors"))
+    assert shards, "the tiny model is expected to be sharded"
+    shards[0].unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "app", *_ask(tmp_path / "d", broken, "--json", "What?")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ),
+        timeout=300,
+    )
+    assert result.returncode == 4
+    assert shards[0].name in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
