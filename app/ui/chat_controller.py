@@ -153,6 +153,22 @@ class ChatController(QObject):
         self._stop_worker()
         self.ensure_engine()
 
+    def load_model(self) -> None:
+        """Load the model now (it also loads by itself at start and before an answer)."""
+        self.ensure_engine()
+        if self._worker is not None and not self._model_problem():
+            self._worker.load()
+
+    def cancel_model_load(self) -> None:
+        """Stop a load in progress; the model can be loaded again later."""
+        if self._worker is not None and self._worker.state == "loading":
+            self._worker.cancel()
+
+    def unload_model(self) -> None:
+        """Free the model's memory now; the next answer loads it again. Not while answering."""
+        if self._worker is not None and self._stream is None:
+            self._worker.unload()
+
     @property
     def engine_state(self) -> str:
         """The worker's last state word ("not loaded" before it has said anything)."""

@@ -76,3 +76,16 @@ def test_files_given_at_start_open_as_attachments_of_a_new_chat(qtbot, open_wind
     qtbot.waitUntil(lambda: not window.composer.chips.is_reading(), timeout=10_000)
     assert window.controller.session_id is None
     assert [c.status_text for c in window.composer.chips.chips()] == ["ready"]
+
+
+def test_model_menu_loads_and_unloads_the_engine(qtbot, open_window):
+    window = open_window()
+    engine = window.engine
+    window.controller.load_model()
+    qtbot.waitUntil(lambda: window.controller.engine_state == "ready", timeout=10_000)
+    assert engine.loaded
+    window.findChild(QAction, "unloadModel").trigger()
+    qtbot.waitUntil(lambda: window.controller.engine_state == "not loaded", timeout=10_000)
+    assert not engine.loaded
+    window.findChild(QAction, "loadModel").trigger()
+    qtbot.waitUntil(lambda: engine.loaded, timeout=10_000)
