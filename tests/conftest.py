@@ -8,6 +8,12 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check behaviour, not speed: on a loaded 2-core CI machine an example can take
+# longer than hypothesis' default 200 ms deadline, which would fail a correct test at random.
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 # Before any Qt import: tests never need a display, and must not pick up the user's data folder.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

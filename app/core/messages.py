@@ -85,6 +85,25 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Box:
+    """A region the model located, in integer pixels of the upright original image.
+
+    Invariant (the grounding contract): 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height.
+
+    Attributes:
+        label: what the box shows, in the model's words.
+        image: index among the message's images (0 when there is one).
+    """
+
+    label: str
+    image: int
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+
+
+@dataclass(frozen=True)
 class Message:
     """One message of a session, as stored."""
 
@@ -97,6 +116,7 @@ class Message:
     stop_reason: StopReason | None = None  # None while an answer is still streaming
     timings: Timings | None = None
     error: str = ""
+    boxes: tuple[Box, ...] = ()  # regions located in this (assistant) message's images
 
 
 @dataclass(frozen=True)

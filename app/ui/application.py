@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from app.core import paths
 from app.core.settings import Settings, load_settings
-from app.inference.engine import Engine, ModelError
+from app.inference.engine import Engine
 from app.store.db import StoreError
 from app.store.sessions import SessionStore
 from app.ui.chat_controller import EngineBuilder
@@ -58,28 +58,21 @@ _PROBE_FALLBACK_MS = 30_000
 
 
 def default_engine_factory(settings: Settings) -> Engine:
-    """Build the local Llama 4 engine, if this build has one (runs on the worker thread).
+    """Build the local Llama 4 engine the settings describe (runs on the worker thread).
 
     Args:
         settings: the settings in force (model folder, quantization).
 
     Returns:
-        The engine from `app.inference.local_engine.create_engine`.
+        The engine from `app.inference.local_engine.create_engine` (not loaded yet).
 
     Raises:
-        ModelError: no engine module is installed yet.
+        ModelError: no model folder is chosen.
     """
-    try:
-        # Imported here, on the worker thread: the engine module pulls in torch and transformers.
-        from app.inference import local_engine  # type: ignore[attr-defined]
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("app.inference.local_engine",):
-            raise
-        raise ModelError(
-            "No model engine is installed yet: this build of Scout Desk cannot run Llama 4 Scout. "
-            "Browsing chats and attachments still works."
-        ) from None
-    return local_engine.create_engine(settings)
+    # Imported here, on the worker thread: loading the engine later pulls in torch/transformers.
+    from app.inference.local_engine import create_engine
+
+    return create_engine(settings)
 
 
 def process_age_s() -> float:

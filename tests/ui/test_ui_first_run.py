@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 
 import pytest
@@ -61,10 +60,14 @@ def test_a_failed_model_load_is_explained_and_the_text_is_kept(qtbot, open_windo
     assert "no config.json" in window.composer.notice.text()
 
 
-def test_default_factory_says_when_no_engine_is_installed(monkeypatch):
-    monkeypatch.setitem(sys.modules, "app.inference.local_engine", None)
-    with pytest.raises(ModelError, match="No model engine is installed"):
-        default_engine_factory(Settings(model_dir="/somewhere"))
+def test_default_factory_builds_the_local_engine_from_the_settings(tmp_path):
+    from app.inference.local_engine import LocalLlama4Engine
+
+    engine = default_engine_factory(Settings(model_dir=str(tmp_path), quantization="int8"))
+    assert isinstance(engine, LocalLlama4Engine)
+    assert (engine.model_dir, engine.quantization) == (tmp_path, "int8")
+    with pytest.raises(ModelError, match="No model folder is chosen"):
+        default_engine_factory(Settings(model_dir=""))
 
 
 def test_settings_dialog_edits_and_saves_settings(qtbot, open_window, data_dir):
