@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from app.core.citations import citation_instruction
+from app.core.documents import Document, format_document, load_document, parse_page_image_name
 from app.core.messages import (
     Attachment,
     AttachmentKind,
@@ -40,18 +42,24 @@ def build_turns(
     messages: Sequence[Message],
     blob_path: Callable[[str], Path],
     max_images: int = DEFAULT_MAX_IMAGES,
+    *,
+    number_lines: bool = False,
 ) -> tuple[tuple[ChatTurn, ...], dict[str, AttachmentStatus]]:
     """Compose engine turns from the visible history.
 
-    Text attachments are inlined under a file-name header; images become paths to their upright
-    blobs, and only the `max_images` most recent images of the whole conversation are kept.
-    Only attachments that are READY or USED take part; the rest (errors, videos) are ignored.
-    Assistant messages without text (failed or empty answers) are dropped.
+    Text attachments are inlined under a file-name header; documents (PDF, Word, folders) are
+    inlined section by section under headers that name the page or file to cite
+    ("--- file: report.pdf, page 12 ---", "--- file: src/app/main.py ---"), followed by an
+    instruction to cite them. Images become paths to their upright blobs, and only the
+    `max_images` most recent images of the whole conversation are kept; a turn with PDF page
+    images says which page each image is. Only attachments that are READY or USED take part;
+    the rest (errors, videos) are ignored. Assistant messages without text are dropped.
 
     Args:
         messages: the session's visible messages, oldest first.
         blob_path: maps a blob's SHA-256 to its file (`BlobStore.path`).
         max_images: how many images, counted from the newest, go into the prompt.
+        number_lines: inline folder and Word text with line numbers, so answers can cite lines.
 
     Returns:
         The turns, and a map from each considered attachment's SHA-256 to USED or SKIPPED.
@@ -75,6 +83,8 @@ def build_turns(
             continue
         text = message.text
         images: list[Path] = []
+        image_names: list[str] = []
+        documents: list[Document] = []
         for attachment_index, attachment in enumerate(message.attachments):
             sha = attachment.sha256
             if attachment.status not in _USABLE or sha is None:
@@ -82,6 +92,7 @@ def build_turns(
             if attachment.kind is AttachmentKind.IMAGE:
                 if (message_index, attachment_index) in kept_images:
                     images.append(blob_path(sha))
+                    image_names.append(attachment.name)
                     mark(sha, AttachmentStatus.USED)
                 else:
                     mark(sha, AttachmentStatus.SKIPPED)
@@ -92,13 +103,32 @@ def build_turns(
                 else:
                     text += format_text_attachment(attachment.name, content)
                     mark(sha, AttachmentStatus.USED)
+            elif attachment.kind is AttachmentKind.DOCUMENT:
+                document = load_document(attachment, blob_path)
+                if document is None:
+                    mark(sha, AttachmentStatus.SKIPPED)
+                else:
+                    text += format_document(document, number_lines=number_lines)
+                    documents.append(document)
+                    mark(sha, AttachmentStatus.USED)
             else:
-                # Videos and documents are not composed by this version.
+                # Videos are not composed by this version.
                 mark(sha, AttachmentStatus.SKIPPED)
+        if message.role is Role.USER:
+            text += citation_instruction(documents, number_lines=number_lines)
+            text += _page_image_caption(image_names)
         if not message.text:
             text = text.lstrip("\n")
         turns.append(ChatTurn(role=message.role, text=text, images=tuple(images)))
     return tuple(turns), statuses
+
+
+def _page_image_caption(image_names: Sequence[str]) -> str:
+    """Which PDF page each image is, when any is one (the engine puts images before the text)."""
+    if not any(parse_page_image_name(n) for n in image_names):
+        return ""
+    listed = "; ".join(f"{i}: {name}" for i, name in enumerate(image_names, 1))
+    return f"\n\n(The images above are, in order — {listed}.)"
 
 
 def _newest_images(messages: Sequence[Message], max_images: int) -> set[tuple[int, int]]:

@@ -9,6 +9,15 @@ import pytest
 from PIL import Image
 
 from app.core.compose import build_turns, format_text_attachment
+from app.core.documents import (
+    Document,
+    DocumentSource,
+    EntryStatus,
+    ManifestEntry,
+    Section,
+    document_to_json,
+    page_image_name,
+)
 from app.core.messages import (
     Attachment,
     AttachmentKind,
@@ -129,14 +138,90 @@ def test_unusable_attachments_are_left_out(blobs: BlobStore) -> None:
     assert statuses == {used_before.sha256: AttachmentStatus.USED}
 
 
-def test_ready_document_is_reported_skipped(blobs: BlobStore) -> None:
-    sha = blobs.put_bytes(b"%PDF-1.7")
+def test_a_damaged_document_blob_is_reported_skipped(blobs: BlobStore) -> None:
+    sha = blobs.put_bytes(b"%PDF-1.7")  # not a document blob
     doc = Attachment("a.pdf", AttachmentKind.DOCUMENT, READY, sha256=sha)
 
     turns, statuses = build_turns([_msg(Role.USER, "q", doc)], blobs.path)
 
     assert turns[0].text == "q"
     assert statuses == {sha: AttachmentStatus.SKIPPED}
+
+
+def _document(blobs: BlobStore, document: Document, mime: str) -> Attachment:
+    sha = blobs.put_bytes(document_to_json(document))
+    return Attachment(document.name, AttachmentKind.DOCUMENT, READY, sha256=sha, mime=mime)
+
+
+def test_pdf_pages_are_inlined_under_citable_headers(blobs: BlobStore) -> None:
+    pages = (
+        Section("report.pdf", "Revenue rose.\n", page=1),
+        Section("report.pdf", "", page=2),  # a scanned page: no text, no header
+        Section("report.pdf", "Costs fell.", page=3),
+    )
+    pdf = _document(blobs, Document("report.pdf", DocumentSource.PDF, pages), "application/pdf")
+
+    turns, statuses = build_turns([_msg(Role.USER, "Summarise.", pdf)], blobs.path)
+
+    assert turns[0].text.startswith(
+        "Summarise.\n\n"
+        "--- file: report.pdf, page 1 ---\nRevenue rose.\n"
+        "--- file: report.pdf, page 3 ---\nCosts fell.\n"
+        "--- end of report.pdf ---\n\n"
+        "When you use the documents above, cite where each fact comes from in square brackets "
+        "right after it, like [report.pdf p. 1]:"
+    )
+    assert statuses == {pdf.sha256: AttachmentStatus.USED}
+
+
+def test_folder_files_are_inlined_under_their_paths(blobs: BlobStore) -> None:
+    folder = Document(
+        "proj",
+        DocumentSource.FOLDER,
+        (Section("src/app/main.py", "def main():\n    pass\n"), Section("README.md", "# Proj")),
+        (
+            ManifestEntry("src/app/main.py", EntryStatus.USED, "", 22),
+            ManifestEntry("README.md", EntryStatus.USED, "", 6),
+            ManifestEntry("logo.png", EntryStatus.SKIPPED, "an image", 90),
+        ),
+    )
+    att = _document(blobs, folder, "inode/directory")
+
+    turns, _ = build_turns([_msg(Role.USER, "", att)], blobs.path, number_lines=True)
+
+    assert turns[0].text.startswith(
+        "--- folder: proj (2 files) ---\n"
+        "--- file: src/app/main.py ---\n1: def main():\n2:     pass\n"
+        "--- file: README.md ---\n1: # Proj\n"
+        "--- end of folder proj ---\n\n"
+        "When you use the documents above"
+    )
+    assert "[src/app/main.py:12]" in turns[0].text
+
+
+def test_page_images_are_named_in_the_turn(blobs: BlobStore) -> None:
+    page = _image(blobs, 1)
+    page = Attachment(
+        page_image_name("report.pdf", 7), AttachmentKind.IMAGE, READY, sha256=page.sha256
+    )
+    photo = _image(blobs, 2)
+
+    turns, _ = build_turns([_msg(Role.USER, "What is in the table?", page, photo)], blobs.path)
+
+    assert turns[0].images == (blobs.path(page.sha256), blobs.path(photo.sha256))
+    assert turns[0].text == (
+        "What is in the table?\n\n"
+        "(The images above are, in order — 1: report.pdf, page 7; 2: img2.png.)"
+    )
+
+
+def test_documents_in_assistant_turns_get_no_instruction(blobs: BlobStore) -> None:
+    doc = Document("n.docx", DocumentSource.DOCX, (Section("n.docx", "Hello"),))
+    att = _document(blobs, doc, "application/msword")
+
+    turns, _ = build_turns([_msg(Role.ASSISTANT, "Here:", att)], blobs.path)
+
+    assert turns[0].text == "Here:\n\n--- file: n.docx ---\nHello\n--- end of n.docx ---"
 
 
 def test_empty_assistant_answers_are_dropped(blobs: BlobStore) -> None:

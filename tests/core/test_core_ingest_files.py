@@ -81,7 +81,8 @@ def test_windows_line_endings_become_unix(files: Path, blobs: BlobStore) -> None
         ("table.CSV", "text/csv"),
         ("data.json", "application/json"),
         ("sheet.tsv", "text/tab-separated-values"),
-        ("script.py", "text/plain"),
+        ("script.py", "text/x-python"),
+        ("main.rs", "text/x-rust"),
         ("no_suffix", "text/plain"),
     ],
 )
@@ -201,17 +202,19 @@ def test_device_is_never_read(blobs: BlobStore) -> None:
     assert att.detail == "“zero” is a character device, not a regular file."
 
 
-def test_folder_is_skipped_for_now(files: Path, blobs: BlobStore) -> None:
+def test_a_folder_becomes_one_document(files: Path, blobs: BlobStore) -> None:
     folder = files / "project"
     folder.mkdir()
     (folder / "a.txt").write_text("hello")
 
     att = _only(ingest_path(folder, blobs))
 
-    assert att.status is AttachmentStatus.SKIPPED
-    assert att.detail.startswith(
-        "“project” is a folder; attaching folders comes in a later version"
+    assert (att.kind, att.status, att.mime) == (
+        AttachmentKind.DOCUMENT,
+        AttachmentStatus.READY,
+        "inode/directory",
     )
+    assert att.detail == "1 file used, 0 skipped"
 
 
 def _real_video(path: Path, fourcc: str) -> None:
@@ -272,18 +275,18 @@ def test_video_containers_are_recognised(
     )
 
 
-def test_pdf_is_skipped_for_now(files: Path, blobs: BlobStore) -> None:
-    path = files / "paper.dat"
+def test_a_pdf_without_pages_is_refused_as_damaged(files: Path, blobs: BlobStore) -> None:
+    path = files / "paper.dat"  # judged by content: the name is no hint
     path.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n")
 
     att = _only(ingest_path(path, blobs))
 
     assert (att.kind, att.status, att.mime) == (
         AttachmentKind.DOCUMENT,
-        AttachmentStatus.SKIPPED,
+        AttachmentStatus.ERROR,
         "application/pdf",
     )
-    assert "reading documents comes in a later version" in att.detail
+    assert att.detail == "“paper.dat” is a PDF document but cannot be read: it looks damaged."
 
 
 def test_docx_is_recognised_by_its_contents(files: Path, blobs: BlobStore) -> None:
@@ -295,8 +298,9 @@ def test_docx_is_recognised_by_its_contents(files: Path, blobs: BlobStore) -> No
 
     att = _only(ingest_path(path, blobs))
 
-    assert (att.kind, att.status) == (AttachmentKind.DOCUMENT, AttachmentStatus.SKIPPED)
-    assert att.detail.startswith("“report.zip” is a Word document; reading documents comes")
+    assert (att.kind, att.status) == (AttachmentKind.DOCUMENT, AttachmentStatus.READY)
+    assert att.mime.endswith("wordprocessingml.document")
+    assert att.detail == "1 word"
 
 
 def test_other_zip_is_refused(files: Path, blobs: BlobStore) -> None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import struct
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
 from app.core.ingest.common import BlobSink, BlobStoreError, failed, quoted, skipped
+from app.core.ingest.docx import DOCX_MIME, declared_entry_count, ingest_docx
+from app.core.ingest.folder import FOLDER_MIME, ingest_folder
 from app.core.ingest.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ingest_image, too_large_file
+from app.core.ingest.pdf import PDF_MIME, ingest_pdf, needs_password, render_pdf_pages
 from app.core.ingest.sniff import HEAD_BYTES, Family, Sniffed, sniff
 from app.core.ingest.text import (
     MAX_TEXT_BYTES,
@@ -25,7 +29,18 @@ from app.core.ingest.text import (
 )
 from app.core.messages import Attachment, AttachmentKind
 
-__all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_TEXT_BYTES", "BlobSink", "ingest_path"]
+__all__ = [
+    "DOCX_MIME",
+    "FOLDER_MIME",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_TEXT_BYTES",
+    "PDF_MIME",
+    "BlobSink",
+    "ingest_path",
+    "needs_password",
+    "render_pdf_pages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +51,29 @@ _SPECIAL_FILES = (
     (stat.S_ISSOCK, "a socket"),
 )
 # Never block on a FIFO swapped in after the stat; on a regular file these flags change nothing.
+#: More entries than this and a ZIP's index is not even parsed.
+_MAX_INDEX_ENTRIES = 10_000
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
-def ingest_path(path: Path | str, blobs: BlobSink) -> list[Attachment]:
-    """Sniff, check and store one dropped file (or report why it cannot be used).
+def ingest_path(path: Path | str, blobs: BlobSink, password: str | None = None) -> list[Attachment]:
+    """Sniff, check and store one dropped file or folder (or report why it cannot be used).
 
     Args:
         path: the file or folder the user gave.
         blobs: where accepted content is stored (`app.store.blobs.BlobStore`).
+        password: for an encrypted PDF, once the user gave it (see `needs_password`).
 
     Returns:
-        The resulting attachments: one per file (a folder gives one SKIPPED attachment for now).
+        One attachment. PDFs, Word files and folders become DOCUMENT attachments whose blob is
+        an `app.core.documents.Document` (JSON); a folder is one attachment for all its files.
         `name` is the base name, `source_path` the absolute path.
     """
     path = Path(path)
     name = path.name or str(path)
     source_path = str(path.absolute())
     try:
-        return [_ingest_one(path, name, source_path, blobs)]
+        return [_ingest_one(path, name, source_path, blobs, password)]
     except BlobStoreError as exc:
         return [failed(name, source_path, f"{quoted(name)} could not be saved: {exc}")]
     except OSError as exc:
@@ -68,7 +87,9 @@ def ingest_path(path: Path | str, blobs: BlobSink) -> list[Attachment]:
         return [failed(name, source_path, sentence)]
 
 
-def _ingest_one(path: Path, name: str, source_path: str, blobs: BlobSink) -> Attachment:
+def _ingest_one(
+    path: Path, name: str, source_path: str, blobs: BlobSink, password: str | None
+) -> Attachment:
     # stat first: opening a FIFO or a device could block forever or read without end.
     try:
         info = path.stat()
@@ -79,11 +100,7 @@ def _ingest_one(path: Path, name: str, source_path: str, blobs: BlobSink) -> Att
     except OSError as exc:
         return failed(name, source_path, f"{quoted(name)} cannot be read: {exc.strerror or exc}.")
     if stat.S_ISDIR(info.st_mode):
-        sentence = (
-            f"{quoted(name)} is a folder; attaching folders comes in a later version — "
-            "attach the files inside it instead."
-        )
-        return skipped(name, source_path, AttachmentKind.DOCUMENT, sentence, "inode/directory")
+        return ingest_folder(path, name, source_path, blobs)
     if not stat.S_ISREG(info.st_mode):
         what = next((label for test, label in _SPECIAL_FILES if test(info.st_mode)), "not a file")
         return failed(name, source_path, f"{quoted(name)} is {what}, not a regular file.")
@@ -98,7 +115,13 @@ def _ingest_one(path: Path, name: str, source_path: str, blobs: BlobSink) -> Att
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat
             return failed(name, source_path, f"{quoted(name)} is not a regular file.")
         head = handle.read(HEAD_BYTES)
-        return _dispatch(handle, head, sniff(head), info.st_size, name, source_path, blobs)
+        sniffed = sniff(head)
+        if sniffed.family is Family.PDF:
+            # PDFium reads the file by its path, in a child process (see `ingest.pdf`).
+            return ingest_pdf(
+                path, name, source_path, blobs, file_size=info.st_size, password=password
+            )
+        return _dispatch(handle, head, sniffed, info.st_size, name, source_path, blobs)
 
 
 def _dispatch(
@@ -131,10 +154,16 @@ def _dispatch(
     if family is Family.AUDIO:
         sentence = f"{quoted(name)} is {sniffed.label}; Scout Desk does not work with audio."
         return failed(name, source_path, sentence, AttachmentKind.DOCUMENT, sniffed.mime)
-    if family is Family.PDF:
-        return _document_later(name, source_path, sniffed, file_size)
     if family is Family.ZIP:
-        return _zip(handle, sniffed, file_size, name, source_path)
+        return _zip(handle, sniffed, file_size, name, source_path, blobs)
+    if head.startswith(_OLE_MAGIC):
+        sentence = (
+            f"{quoted(name)} is an old-format or password-protected Office file; save it as a "
+            "Word document (.docx) without a password, or as PDF."
+        )
+        return failed(
+            name, source_path, sentence, AttachmentKind.DOCUMENT, "application/x-ole-storage"
+        )
     if looks_binary(head):
         return binary_error(name, source_path)
     if file_size > MAX_TEXT_BYTES:
@@ -143,33 +172,34 @@ def _dispatch(
     return ingest_text(data, name, source_path, blobs)
 
 
-def _document_later(name: str, source_path: str, sniffed: Sniffed, file_size: int) -> Attachment:
-    sentence = f"{quoted(name)} is {sniffed.label}; reading documents comes in a later version."
-    return skipped(
-        name, source_path, AttachmentKind.DOCUMENT, sentence, sniffed.mime, size=file_size
-    )
-
-
-_DOCX = Sniffed(
-    Family.ZIP,
-    "docx",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "a Word document",
-)
+# Compound File Binary: .doc/.xls/.ppt, and encrypted .docx files (which are not ZIPs).
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def _zip(
-    handle: BinaryIO, sniffed: Sniffed, file_size: int, name: str, source_path: str
+    handle: BinaryIO,
+    sniffed: Sniffed,
+    file_size: int,
+    name: str,
+    source_path: str,
+    blobs: BlobSink,
 ) -> Attachment:
-    """A ZIP is a Word document when it holds word/document.xml; only its index is read."""
+    """A ZIP is a Word document when it holds word/document.xml; only its index is read here."""
+    count = declared_entry_count(handle, file_size)
+    if count is not None and count > _MAX_INDEX_ENTRIES:
+        # Opening would build an object per entry; a real DOCX has a few dozen.
+        sentence = f"{quoted(name)} is {sniffed.label} of {count:,} files; it was not opened."
+        return failed(name, source_path, sentence, AttachmentKind.DOCUMENT, sniffed.mime)
+    handle.seek(0)
     try:
         with zipfile.ZipFile(handle) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, ValueError, EOFError):
+            is_docx = "word/document.xml" in set(archive.namelist())
+    except (zipfile.BadZipFile, ValueError, EOFError, struct.error):
         sentence = f"{quoted(name)} is a ZIP-based file but cannot be read: it looks damaged."
         return failed(name, source_path, sentence, AttachmentKind.DOCUMENT, sniffed.mime)
-    if "word/document.xml" in names:
-        return _document_later(name, source_path, _DOCX, file_size)
+    if is_docx:
+        handle.seek(0)
+        return ingest_docx(handle, name, source_path, blobs, file_size=file_size)
     sentence = (
         f"{quoted(name)} is {sniffed.label} (or a format built on one); Scout Desk does not open "
         "archives — attach the files inside it instead."

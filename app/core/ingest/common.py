@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 from typing import Protocol, runtime_checkable
 
+from app.core.documents import Document, document_to_json
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
 
 
@@ -112,3 +113,39 @@ def put_blob(blobs: BlobSink, data: bytes) -> str:
         return blobs.put_bytes(data)
     except Exception as exc:
         raise BlobStoreError(getattr(exc, "message", None) or str(exc)) from exc
+
+
+def put_blob_file(blobs: BlobSink, path: Path) -> str:
+    """Store a copy of the file at `path` in `blobs` (streamed), like `put_blob`."""
+    try:
+        return blobs.put_file(path)
+    except Exception as exc:
+        raise BlobStoreError(getattr(exc, "message", None) or str(exc)) from exc
+
+
+def document_attachment(
+    document: Document, detail: str, mime: str, source_path: str, blobs: BlobSink
+) -> Attachment:
+    """Store `document` as a JSON blob and return the READY DOCUMENT attachment naming it.
+
+    Args:
+        document: the extracted document (its `name` becomes the attachment's name).
+        detail: the summary shown on the chip ("12 pages", "312 files used, 41 skipped").
+        mime: the media type of what the user dropped ("application/pdf", "inode/directory").
+        source_path: its absolute path.
+        blobs: where the document is stored.
+
+    Returns:
+        The attachment; its blob is `document_to_json(document)`.
+    """
+    stored = document_to_json(document)
+    return Attachment(
+        name=document.name,
+        kind=AttachmentKind.DOCUMENT,
+        status=AttachmentStatus.READY,
+        detail=detail,
+        sha256=put_blob(blobs, stored),
+        mime=mime,
+        size=len(stored),
+        source_path=source_path,
+    )

@@ -27,6 +27,28 @@ _MIME_BY_SUFFIX = {
     ".csv": "text/csv",
     ".tsv": "text/tab-separated-values",
     ".json": "application/json",
+    ".jsonl": "application/jsonl",
+    ".xml": "application/xml",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".toml": "application/toml",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".css": "text/css",
+    ".py": "text/x-python",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".ts": "text/x-typescript",
+    ".c": "text/x-c",
+    ".h": "text/x-c",
+    ".cc": "text/x-c++",
+    ".cpp": "text/x-c++",
+    ".hpp": "text/x-c++",
+    ".java": "text/x-java",
+    ".go": "text/x-go",
+    ".rs": "text/x-rust",
+    ".sh": "text/x-shellscript",
+    ".sql": "application/sql",
 }
 
 # Control characters that real text files contain; any other C0 control suggests binary data.
@@ -55,8 +77,8 @@ def binary_error(name: str, source_path: str) -> Attachment:
         )
         return failed(name, source_path, sentence, hint)
     sentence = (
-        f"{quoted(name)} looks like a binary file; Scout Desk reads images and text files "
-        "(videos and documents come in a later version)."
+        f"{quoted(name)} looks like a binary file; Scout Desk reads images, text files, PDF "
+        "and Word documents."
     )
     return failed(name, source_path, sentence, AttachmentKind.DOCUMENT)
 
@@ -82,11 +104,9 @@ def ingest_text(data: bytes, name: str, source_path: str, blobs: BlobSink) -> At
     Returns:
         A READY TEXT attachment (whose `detail` notes a non-UTF-8 decoding), or an ERROR one.
     """
-    text, note = _decode(data)
-    # A NUL past the sniffed head, or many control characters, still means "not text".
-    if text is None or "\x00" in text or _control_share(text) > _MAX_CONTROL_SHARE:
+    text, fallback = decode_text(data)
+    if text is None:
         return binary_error(name, source_path)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         sentence = f"{quoted(name)} has no text in it."
         return failed(name, source_path, sentence, AttachmentKind.TEXT, "text/plain")
@@ -96,7 +116,7 @@ def ingest_text(data: bytes, name: str, source_path: str, blobs: BlobSink) -> At
         name=name,
         kind=AttachmentKind.TEXT,
         status=AttachmentStatus.READY,
-        detail=note.format(name=quoted(name)),
+        detail=fallback_note(name, fallback),
         sha256=sha,
         mime=_MIME_BY_SUFFIX.get(PurePath(name).suffix.lower(), "text/plain"),
         size=len(stored),
@@ -104,8 +124,32 @@ def ingest_text(data: bytes, name: str, source_path: str, blobs: BlobSink) -> At
     )
 
 
+def decode_text(data: bytes) -> tuple[str | None, str]:
+    """Decode a file's bytes as text, or decide that it is not text.
+
+    Args:
+        data: the bytes (the caller has capped their size).
+
+    Returns:
+        The text with Unix line endings (None when it is binary: a NUL byte or many control
+        characters) and the fallback codec's name ("Windows-1252", "Latin-1"; "" for Unicode).
+    """
+    text, fallback = _decode(data)
+    # A NUL past the sniffed head, or many control characters, still means "not text".
+    if text is None or "\x00" in text or _control_share(text) > _MAX_CONTROL_SHARE:
+        return None, ""
+    return text.replace("\r\n", "\n").replace("\r", "\n"), fallback
+
+
+def fallback_note(name: str, fallback: str) -> str:
+    """The sentence for a file read with a fallback codec ("" when it was Unicode)."""
+    if not fallback:
+        return ""
+    return f"{quoted(name)} is not UTF-8; it was read as {fallback}, so some letters may be wrong."
+
+
 def _decode(data: bytes) -> tuple[str | None, str]:
-    """Decode `data`; returns the text (None if it is not text) and a note template or ""."""
+    """Decode `data`; returns the text (None if it is not text) and the fallback codec or ""."""
     for bom, codec, _label in _BOMS:
         if data.startswith(bom):
             try:
@@ -120,10 +164,9 @@ def _decode(data: bytes) -> tuple[str | None, str]:
     # latin-1 decodes anything, so it is the last resort.
     for codec, label in (("cp1252", "Windows-1252"), ("latin-1", "Latin-1")):
         try:
-            text = data.decode(codec)
+            return data.decode(codec), label
         except UnicodeDecodeError:
             continue
-        return text, f"{{name}} is not UTF-8; it was read as {label}, so some letters may be wrong."
     return None, ""
 
 
