@@ -15,8 +15,16 @@ from pathlib import Path
 
 from app.core import paths
 from app.core.compose import build_turns
+from app.core.grounding import image_sizes, parse_boxes_with_notes, question_images
 from app.core.ingest import ingest_path
-from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason, Timings
+from app.core.messages import (
+    Attachment,
+    AttachmentKind,
+    AttachmentStatus,
+    Box,
+    StopReason,
+    Timings,
+)
 from app.core.settings import Settings, load_settings
 from app.inference.engine import (
     CancelToken,
@@ -26,6 +34,7 @@ from app.inference.engine import (
     ModelError,
 )
 from app.store.db import StoreError
+from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
@@ -165,10 +174,13 @@ def _answer(
         engine.unload()
     timings = replace(result.timings, load_s=load_s)
     text = "".join(text_parts)
-    store.finish_message(answer.id, text, result.stop_reason, timings)
+    boxes, notes = _boxes_for(text, attachments)
+    for note in notes:
+        print(f"scout-desk: {note}", file=sys.stderr)
+    store.finish_message(answer.id, text, result.stop_reason, timings, boxes=boxes)
     if args.json:
         session_id = None if args.no_save else session.id
-        report = _contract_json(text, attachments, timings, result.stop_reason, session_id)
+        report = _contract_json(text, attachments, timings, result.stop_reason, session_id, boxes)
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(flush=True)
@@ -234,17 +246,37 @@ def _with_token_counts(
     return counted
 
 
+def _boxes_for(answer_text: str, attachments: list[Attachment]) -> tuple[list[Box], list[str]]:
+    """The boxes of an answer in pixels of the question's upright images, and notes on drops.
+
+    `Box.image` indexes the images the model saw, in the order they were attached; their
+    sizes are the upright (EXIF-applied) sizes ingest recorded.
+
+    Args:
+        answer_text: the whole answer.
+        attachments: the question's attachments, with their final statuses.
+
+    Returns:
+        (boxes, notes): the boxes, and one sentence per box left out.
+    """
+    sizes = image_sizes(question_images(attachments))
+    if not sizes:
+        return [], []
+    return parse_boxes_with_notes(answer_text, sizes)
+
+
 def _contract_json(
     text: str,
     attachments: list[Attachment],
     timings: Timings,
     stop_reason: StopReason,
     session_id: str | None,
+    boxes: list[Box] | None = None,
 ) -> dict:
     """The `ask --json` object, exactly as ARCHITECTURE.md fixes it."""
     return {
         "answer": text,
-        "boxes": [],
+        "boxes": [box_to_dict(b) for b in boxes or ()],
         "attachments": [
             {
                 "path": a.source_path,

@@ -26,14 +26,14 @@ from app.core.messages import (
 from app.store.db import StoreError
 from app.store.export_pages import BlobReader, render_html, render_markdown
 from app.store.files import write_atomically
-from app.store.rows import BadRowError, timings_from_dict
+from app.store.rows import BadRowError, box_from_dict, box_to_dict, timings_from_dict
 from app.store.sessions import NotFoundError, SessionStore
 
 log = logging.getLogger(__name__)
 
 #: The `format` marker of a JSON export, and the newest document version this code reads.
 FORMAT = "scout-desk-session"
-VERSION = 1
+VERSION = 2  # 2: messages carry "boxes" (version 1 files import with none)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 ExportFormat = Literal["md", "html", "json"]
@@ -81,7 +81,7 @@ def export_session(
 def _json_document(
     session: SessionInfo, messages: list[Message], read_blob: BlobReader
 ) -> dict[str, Any]:
-    """Build the version-1 JSON export document (see `import_session` for the reader)."""
+    """Build the JSON export document (see `import_session` for the reader)."""
     blobs: dict[str, str] = {}
     out_messages = []
     for m in messages:
@@ -118,6 +118,7 @@ def _json_document(
                 "timings": None if m.timings is None else asdict(m.timings),
                 "error": m.error,
                 "attachments": attachments,
+                "boxes": [box_to_dict(b) for b in m.boxes],
             }
         )
     return {
@@ -190,6 +191,13 @@ def _message(obj: Any, where: str) -> Message:
     except (ValueError, BadRowError) as exc:
         raise _InvalidError(f"{where}: {exc}") from exc
     raw_attachments = _get(obj, "attachments", list, where, optional=True) or []
+    raw_boxes = _get(obj, "boxes", list, where, optional=True) or []
+    boxes = []
+    for i, item in enumerate(raw_boxes):
+        try:
+            boxes.append(box_from_dict(item))
+        except BadRowError as exc:
+            raise _InvalidError(f"{where}.boxes[{i}]: {exc}") from exc
     return Message(
         id="",
         session_id="",
@@ -202,6 +210,7 @@ def _message(obj: Any, where: str) -> Message:
         stop_reason=stop_reason,
         timings=timings,
         error=_get(obj, "error", str, where, optional=True) or "",
+        boxes=tuple(boxes),
     )
 
 

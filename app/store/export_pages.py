@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from app.core.messages import Attachment, AttachmentKind, Message, Role, SessionInfo, StopReason
+from app.store.export_boxes import BOXES_CSS, boxes_html, boxes_markdown
 
 #: Image types a browser shows from a data URI without running anything (SVG could carry script).
 EMBEDDABLE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -85,9 +86,10 @@ def render_markdown(
         The Markdown text.
     """
     out = [f"# {session.title}", "", f"Exported from Scout Desk, {_when(session.updated_at)}.", ""]
-    for message in messages:
+    for index, message in enumerate(messages):
         out += ["---", "", f"**{_SPEAKER[message.role]}** · {_when(message.created_at)}", ""]
         out += [message.text, ""]
+        out += boxes_markdown(messages, index)
         for attachment in message.attachments:
             out.append(f"- Attachment: {_describe(attachment)}")
             uri = _data_uri(attachment, read_blob)
@@ -120,16 +122,17 @@ def render_html(session: SessionInfo, messages: Sequence[Message], read_blob: Bl
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(session.title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{esc(session.title)}</title><style>{_CSS}{BOXES_CSS}</style></head><body>",
         f"<h1>{esc(session.title)}</h1>",
         f'<p class="meta">Exported from Scout Desk, {esc(_when(session.updated_at))}.</p>',
     ]
-    for message in messages:
+    for index, message in enumerate(messages):
         parts.append(f'<article class="{message.role.value}">')
         parts.append(
             f"<header>{_SPEAKER[message.role]} · {esc(_when(message.created_at))}</header>"
         )
         parts.append(f'<div class="text">{esc(message.text)}</div>')
+        parts += boxes_html(messages, index, lambda image: _data_uri(image, read_blob))
         for attachment in message.attachments:
             uri = _data_uri(attachment, read_blob)
             caption = esc(_describe(attachment))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from enum import Enum
 from typing import Any, TypeVar
@@ -12,6 +14,7 @@ from app.core.messages import (
     Attachment,
     AttachmentKind,
     AttachmentStatus,
+    Box,
     Message,
     Role,
     SessionInfo,
@@ -20,13 +23,16 @@ from app.core.messages import (
 )
 
 SESSION_COLUMNS = "s.id, s.title, s.created_at, s.updated_at, s.trashed_at"
-MESSAGE_COLUMNS = "id, session_id, role, text, created_at, stop_reason, timings, error"
+MESSAGE_COLUMNS = "id, session_id, role, text, created_at, stop_reason, timings, error, boxes"
 ATTACHMENT_COLUMNS = (
     "message_id, name, kind, status, detail, sha256, mime, size, width, height, source_path, tokens"
 )
 
 
 E = TypeVar("E", bound=Enum)
+
+# Log ids and reasons only: labels are the model's words about the user's pictures.
+log = logging.getLogger(__name__)
 
 
 class BadRowError(ValueError):
@@ -159,10 +165,13 @@ ATTACHMENT_INSERT = (
 def message_from_row(row: tuple[Any, ...], attachments: tuple[Attachment, ...]) -> Message:
     """Decode `MESSAGE_COLUMNS` into a `Message`.
 
+    Boxes that do not decode are left out (and logged by `boxes_from_json`); they never make
+    the message unreadable.
+
     Raises:
         BadRowError: a bad role or stop reason, broken timings JSON, or a wrong type.
     """
-    mid, sid, role, text, created, stop, timings, error = row
+    mid, sid, role, text, created, stop, timings, error, boxes = row
     return Message(
         id=_text(mid, "id"),
         session_id=_text(sid, "session_id"),
@@ -173,4 +182,83 @@ def message_from_row(row: tuple[Any, ...], attachments: tuple[Attachment, ...]) 
         stop_reason=None if stop is None else _enum(StopReason, stop, "stop_reason"),
         timings=timings_from_json(timings),
         error=_text(error, "error"),
+        boxes=boxes_from_json(boxes, mid),
     )
+
+
+def check_box(box: Box) -> Box:
+    """Refuse a box that breaks the grounding invariant as far as it can be checked here.
+
+    The image's size is not known to the store, so only types, order and sign are checked.
+
+    Raises:
+        ValueError: a sentence naming the box and the problem.
+    """
+    numbers = (box.image, box.x1, box.y1, box.x2, box.y2)
+    if not isinstance(box.label, str) or any(
+        isinstance(v, bool) or not isinstance(v, int) for v in numbers
+    ):
+        raise ValueError(f"The box {box!r} needs a text label and integer coordinates.")
+    if box.image < 0 or box.x1 < 0 or box.y1 < 0 or box.x2 <= box.x1 or box.y2 <= box.y1:
+        raise ValueError(f"The box {box.label!r} is not a region: {box!r}.")
+    return box
+
+
+def box_to_dict(box: Box) -> dict[str, Any]:
+    """A box as a plain dict (the JSON column, exports and `ask --json` share this shape)."""
+    return {"label": box.label, "image": box.image, "x1": box.x1, "y1": box.y1, "x2": box.x2,
+            "y2": box.y2}  # fmt: skip
+
+
+def box_from_dict(data: Any) -> Box:
+    """Build a `Box` from a plain dict, checking every field.
+
+    Raises:
+        BadRowError: not an object, a missing field, a wrong type or not a region.
+    """
+    if not isinstance(data, dict):
+        raise BadRowError("box is not an object")
+    box = Box(
+        label=_text(data.get("label"), "label"),
+        image=_int(data.get("image"), "image"),
+        x1=_int(data.get("x1"), "x1"),
+        y1=_int(data.get("y1"), "y1"),
+        x2=_int(data.get("x2"), "x2"),
+        y2=_int(data.get("y2"), "y2"),
+    )
+    try:
+        return check_box(box)
+    except ValueError:
+        # The sentence would quote the label: keep the model's words out of the log.
+        raise BadRowError("box is not a region (negative, empty or reversed)") from None
+
+
+def boxes_to_json(boxes: Sequence[Box]) -> str | None:
+    """Encode boxes for the JSON column (None for none).
+
+    Raises:
+        ValueError: a box is not a region (see `check_box`).
+    """
+    if not boxes:
+        return None
+    return json.dumps([box_to_dict(check_box(b)) for b in boxes], ensure_ascii=False)
+
+
+def boxes_from_json(value: Any, message_id: Any = "?") -> tuple[Box, ...]:
+    """Decode the boxes column, skipping (and logging) whatever does not decode."""
+    if value is None:
+        return ()
+    try:
+        items = json.loads(value) if isinstance(value, str) else None
+    except (json.JSONDecodeError, RecursionError):
+        items = None
+    if not isinstance(items, list):
+        log.warning("skipped unreadable boxes of message %r", message_id)
+        return ()
+    boxes = []
+    for position, item in enumerate(items):
+        try:
+            boxes.append(box_from_dict(item))
+        except BadRowError as exc:
+            log.warning("skipped box %d of message %r: %s", position, message_id, exc)
+    return tuple(boxes)

@@ -81,5 +81,12 @@ _V1 = (
     """,
 )
 
+# v2: the regions an answer located (grounding). A JSON column rather than a message_boxes table:
+# boxes are written whole (finish_message / set_boxes) and read whole with their message, never
+# queried one by one, and are few (the parser caps them at 100); like `timings`, the list grows
+# fields without a migration. Reading decodes each element on its own, so one malformed box is
+# skipped (and logged) without hiding the others, let alone the message. NULL means no boxes.
+_V2 = ("ALTER TABLE messages ADD COLUMN boxes TEXT",)
+
 #: Every migration, oldest first; the schema version this code writes is `len(MIGRATIONS)`.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)

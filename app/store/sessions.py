@@ -12,12 +12,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from app.core.messages import Attachment, Message, Role, SearchHit, SessionInfo, StopReason, Timings
+from app.core.messages import (
+    Attachment,
+    Box,
+    Message,
+    Role,
+    SearchHit,
+    SessionInfo,
+    StopReason,
+    Timings,
+)
 from app.store.blobs import BlobStore
 from app.store.db import StoreError, connect, environment_errors, migrate, transaction
 from app.store.files import ensure_writable_folder
 from app.store.reads import read_messages, read_sessions, search_messages
-from app.store.rows import ATTACHMENT_INSERT, attachment_values, timings_to_json
+from app.store.rows import ATTACHMENT_INSERT, attachment_values, boxes_to_json, timings_to_json
 
 # Log ids and reasons only: message text and titles are the user's private words.
 log = logging.getLogger(__name__)
@@ -312,17 +321,50 @@ class SessionStore:
         stop_reason: StopReason,
         timings: Timings | None = None,
         error: str = "",
+        boxes: Sequence[Box] = (),
     ) -> None:
-        """Finalise an answer with its full text, why it ended and how fast it came."""
+        """Finalise an answer with its full text, why it ended, how fast it came and its boxes.
+
+        Args:
+            message_id: the answer.
+            text: its full text.
+            stop_reason: why it ended.
+            timings: how fast it came.
+            error: a note on a failure or interruption.
+            boxes: the regions parsed from it (integer pixels of the question's images).
+
+        Raises:
+            ValueError: a box is not a region (negative, empty or reversed).
+        """
+        encoded = boxes_to_json(boxes)
         now = time.time()
         with self._writing() as conn:
             session_id = self._message_session(conn, message_id)
             conn.execute(
-                "UPDATE messages SET text = ?, stop_reason = ?, timings = ?, error = ? "
+                "UPDATE messages SET text = ?, stop_reason = ?, timings = ?, error = ?, boxes = ? "
                 "WHERE id = ?",
-                (text, StopReason(stop_reason).value, timings_to_json(timings), error, message_id),
+                (
+                    text,
+                    StopReason(stop_reason).value,
+                    timings_to_json(timings),
+                    error,
+                    encoded,
+                    message_id,
+                ),
             )
             conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+
+    def set_boxes(self, message_id: str, boxes: Sequence[Box]) -> None:
+        """Replace a message's boxes (a Locate run on an old answer, or the user clearing them).
+
+        Raises:
+            NotFoundError: no message has that id.
+            ValueError: a box is not a region (negative, empty or reversed).
+        """
+        encoded = boxes_to_json(boxes)
+        with self._writing() as conn:
+            self._message_session(conn, message_id)
+            conn.execute("UPDATE messages SET boxes = ? WHERE id = ?", (encoded, message_id))
 
     def update_attachments(self, message_id: str, attachments: Sequence[Attachment]) -> None:
         """Replace a message's attachments (e.g. their statuses once the prompt was built)."""
@@ -422,8 +464,15 @@ class SessionStore:
                 mid = self._insert_message(conn, sid, m.role, m.text, m.attachments, m.created_at)
                 stop = m.stop_reason or (StopReason.CANCELLED if m.role is Role.ASSISTANT else None)
                 conn.execute(
-                    "UPDATE messages SET stop_reason = ?, timings = ?, error = ? WHERE id = ?",
-                    (stop and stop.value, timings_to_json(m.timings), m.error, mid),
+                    "UPDATE messages SET stop_reason = ?, timings = ?, error = ?, boxes = ? "
+                    "WHERE id = ?",
+                    (
+                        stop and stop.value,
+                        timings_to_json(m.timings),
+                        m.error,
+                        boxes_to_json(m.boxes),
+                        mid,
+                    ),
                 )
             last = (
                 updated_at

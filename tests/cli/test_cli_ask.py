@@ -7,13 +7,18 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from app.cli import main
-from app.core.messages import Role, StopReason
+from app.commands.ask import _boxes_for
+from app.core.ingest import ingest_path
+from app.core.messages import AttachmentStatus, Box, Role, StopReason
+from app.store.blobs import BlobStore
+from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,3 +162,53 @@ def test_a_model_folder_with_a_missing_shard_exits_4_without_a_traceback(tmp_pat
     assert result.returncode == 4
     assert shards[0].name in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_boxes_are_in_pixels_of_the_upright_images_among_those_used(tmp_path):
+
+    blobs = BlobStore(tmp_path / "blobs")
+    # Stored 640x480 sideways with EXIF "rotate 90": upright it is 480 wide and 640 tall.
+    sideways = tmp_path / "sideways.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (640, 480), (10, 200, 10)).save(sideways, exif=exif)
+    second = tmp_path / "second.png"
+    Image.new("RGB", (100, 50), (0, 0, 200)).save(second)
+    [upright] = ingest_path(sideways, blobs)
+    [other] = ingest_path(second, blobs)
+    assert (upright.width, upright.height) == (480, 640)
+    used = [
+        replace(upright, status=AttachmentStatus.USED),
+        replace(other, status=AttachmentStatus.USED),
+    ]
+    answer = "**Bottle**\n<BBOX>0,0,1,0.5</BBOX>\n\nIn image 2: - lid: [0.5, 0.0, 1.0, 1.0]"
+    boxes, notes = _boxes_for(answer, used)
+    assert boxes == [Box("Bottle", 0, 0, 0, 480, 320), Box("lid", 1, 50, 0, 100, 50)]
+    assert notes == []
+    # A skipped image takes no index: the model saw one image, so every box is on it.
+    skipped = [used[0], replace(used[1], status=AttachmentStatus.SKIPPED)]
+    boxes, notes = _boxes_for(answer, skipped)
+    assert boxes == [Box("Bottle", 0, 0, 0, 480, 320), Box("lid", 0, 240, 0, 480, 640)]
+    # Three images: "image 2" is the second one, whatever came before it.
+    three = [used[1], *used]
+    assert [b.image for b in _boxes_for(answer, three)[0]] == [0, 1]
+    assert _boxes_for(answer, []) == ([], [])
+
+
+def test_json_boxes_are_valid_and_saved_with_the_answer(tmp_path, tiny_model, photo, capsys):
+    data = tmp_path / "data"
+    args = ["--quantization", "bf16", "--image", str(photo), "--json", "Where is the red?"]
+    assert main(_ask(data, tiny_model, *args)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert isinstance(report["boxes"], list)
+    for box in report["boxes"]:  # the tiny model writes random text: usually none
+        assert set(box) == {"label", "image", "x1", "y1", "x2", "y2"}
+        assert box["image"] == 0 and 0 <= box["x1"] < box["x2"] <= 640
+        assert 0 <= box["y1"] < box["y2"] <= 480
+    store = SessionStore.open(data)
+    try:
+        question, answer = store.messages(report["session_id"])
+    finally:
+        store.close()
+    assert [box_to_dict(b) for b in answer.boxes] == report["boxes"]
+    assert list(answer.boxes) == _boxes_for(report["answer"], list(question.attachments))[0]

@@ -107,7 +107,7 @@ def test_a_newer_schema_is_refused_with_a_plain_sentence(tmp_path: Path) -> None
         migrate(conn, path)
     conn.close()
     message = caught.value.message
-    assert "newer Scout Desk (schema 7; this version reads up to 1)" in message
+    assert f"newer Scout Desk (schema 7; this version reads up to {len(MIGRATIONS)})" in message
     assert str(path) in message
     assert list(tmp_path.glob("*.bak-*")) == []
 

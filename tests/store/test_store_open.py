@@ -13,6 +13,7 @@ import pytest
 
 from app.core.messages import StopReason
 from app.store.db import StoreError
+from app.store.schema import MIGRATIONS
 from app.store.sessions import DB_NAME, INTERRUPTED, SessionStore
 
 
@@ -116,7 +117,8 @@ def test_a_database_from_a_newer_version_is_refused(data_dir: Path) -> None:
     conn.execute("PRAGMA user_version = 7")
     conn.close()
     with pytest.raises(
-        StoreError, match=r"newer Scout Desk \(schema 7; this version reads up to 1\)"
+        StoreError,
+        match=rf"newer Scout Desk \(schema 7; this version reads up to {len(MIGRATIONS)}\)",
     ):
         SessionStore.open(data_dir)
 
