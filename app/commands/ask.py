@@ -15,6 +15,13 @@ from pathlib import Path
 
 from app.core import paths
 from app.core.compose import build_turns
+from app.core.documents import (
+    Document,
+    DocumentSource,
+    format_document,
+    format_section,
+    load_document,
+)
 from app.core.grounding import image_sizes, parse_boxes_with_notes, question_images
 from app.core.ingest import ingest_path
 from app.core.messages import (
@@ -166,7 +173,7 @@ def _answer(
                 top_p=settings.top_p,
             )
             result = _stream(engine.generate(request, cancel), text_parts, store, answer.id, args)
-            attachments = _with_token_counts(attachments, engine, store, model_dir)
+            rows = _attachment_rows(attachments, engine, store, model_dir)
     except EngineError as error:
         store.finish_message(answer.id, "".join(text_parts), StopReason.ERROR, error=error.message)
         return _fail(error.message, error.exit_code)
@@ -180,7 +187,7 @@ def _answer(
     store.finish_message(answer.id, text, result.stop_reason, timings, boxes=boxes)
     if args.json:
         session_id = None if args.no_save else session.id
-        report = _contract_json(text, attachments, timings, result.stop_reason, session_id, boxes)
+        report = _contract_json(text, rows, timings, result.stop_reason, session_id, boxes)
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(flush=True)
@@ -224,26 +231,61 @@ def _progress_printer(*, quiet: bool):
     return report
 
 
-def _with_token_counts(
+def _attachment_rows(
     attachments: list[Attachment], engine, store: SessionStore, model_dir: Path
-) -> list[Attachment]:
-    """Fill `tokens` for used attachments: tile arithmetic for images, the tokenizer for text."""
+) -> list[dict]:
+    """The `attachments` of `ask --json`: one row a file, with the prompt tokens each used.
+
+    Images cost the processor's tile arithmetic; text and documents cost what the tokenizer makes
+    of the block compose put in the prompt. A folder lists each of its files (used or skipped, and
+    why), as the user would want to see what the model was given.
+    """
     from app.core.compose import format_text_attachment
     from app.inference.budget import ImageTiling, image_tokens
 
     tiling = ImageTiling.from_folder(model_dir)
     tokenizer = engine.loaded.processor.tokenizer
-    counted = []
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    rows: list[dict] = []
     for a in attachments:
+        used = a.status is AttachmentStatus.USED
+        document = load_document(a, store.blobs.path) if a.kind is AttachmentKind.DOCUMENT else None
+        if document is not None and document.source is DocumentSource.FOLDER:
+            rows.extend(_folder_rows(a, document, count if used else None))
+            continue
         tokens = 0
-        if a.status is AttachmentStatus.USED and a.kind is AttachmentKind.IMAGE and a.width:
+        if used and a.kind is AttachmentKind.IMAGE and a.width:
             tokens = image_tokens(a.width, a.height or 0, tiling)
-        elif a.status is AttachmentStatus.USED and a.kind is AttachmentKind.TEXT:
+        elif used and a.kind is AttachmentKind.TEXT:
             content = store.blobs.read(a.sha256 or "").decode("utf-8", errors="replace")
-            block = format_text_attachment(a.name, content)
-            tokens = len(tokenizer.encode(block, add_special_tokens=False))
-        counted.append(replace(a, tokens=tokens))
-    return counted
+            tokens = count(format_text_attachment(a.name, content))
+        elif used and document is not None:
+            tokens = count(format_document(document))
+        rows.append(_row(a.source_path, a.kind.value, a.status.value, a.detail, tokens))
+    return rows
+
+
+def _folder_rows(folder: Attachment, document: Document, count) -> list[dict]:
+    """One row per file of a dropped folder; `count` is None when the folder was not used."""
+    sections: dict[str, list] = {}
+    for section in document.sections:
+        sections.setdefault(section.file, []).append(section)
+    rows = []
+    for entry in document.entries:
+        path = str(Path(folder.source_path) / entry.path)
+        if count is None:
+            rows.append(_row(path, "text", folder.status.value, folder.detail, 0))
+            continue
+        tokens = sum(count(format_section(s)) for s in sections.get(entry.path, ()))
+        rows.append(_row(path, "text", entry.status.value, entry.reason, tokens))
+    return rows
+
+
+def _row(path: str, kind: str, status: str, detail: str, tokens: int) -> dict:
+    return {"path": path, "kind": kind, "status": status, "detail": detail, "tokens": tokens}
 
 
 def _boxes_for(answer_text: str, attachments: list[Attachment]) -> tuple[list[Box], list[str]]:
@@ -267,7 +309,7 @@ def _boxes_for(answer_text: str, attachments: list[Attachment]) -> tuple[list[Bo
 
 def _contract_json(
     text: str,
-    attachments: list[Attachment],
+    attachment_rows: list[dict],
     timings: Timings,
     stop_reason: StopReason,
     session_id: str | None,
@@ -277,16 +319,7 @@ def _contract_json(
     return {
         "answer": text,
         "boxes": [box_to_dict(b) for b in boxes or ()],
-        "attachments": [
-            {
-                "path": a.source_path,
-                "kind": a.kind.value,
-                "status": a.status.value,
-                "detail": a.detail,
-                "tokens": a.tokens,
-            }
-            for a in attachments
-        ],
+        "attachments": attachment_rows,
         "usage": {
             "prompt_tokens": timings.prompt_tokens,
             "completion_tokens": timings.completion_tokens,

@@ -212,3 +212,50 @@ def test_json_boxes_are_valid_and_saved_with_the_answer(tmp_path, tiny_model, ph
         store.close()
     assert [box_to_dict(b) for b in answer.boxes] == report["boxes"]
     assert list(answer.boxes) == _boxes_for(report["answer"], list(question.attachments))[0]
+
+
+def test_doc_folder_lists_every_file_with_status_reason_and_tokens(tmp_path, tiny_model, capsys):
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "main.py").write_text("def main():\n    return 42\n", encoding="utf-8")
+    (repo / "README.md").write_text("# Demo\nA tiny project.\n", encoding="utf-8")
+    (repo / "logo.bin").write_bytes(b"\x00\x01\x02" * 100)
+    (repo / ".gitignore").write_text("build/\n", encoding="utf-8")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.txt").write_text("generated", encoding="utf-8")
+    args = ["--quantization", "bf16", "--doc", str(repo), "--json", "What does main return?"]
+    assert main(_ask(tmp_path / "d", tiny_model, *args)) == 0
+    rows = {
+        Path(r["path"]).relative_to(repo).as_posix(): r
+        for r in json.loads(capsys.readouterr().out)["attachments"]
+    }
+    assert rows["src/main.py"]["status"] == "used" and rows["src/main.py"]["tokens"] > 0
+    assert rows["README.md"]["status"] == "used" and rows["README.md"]["tokens"] > 0
+    assert rows["logo.bin"]["status"] == "skipped" and rows["logo.bin"]["detail"]
+    assert rows["logo.bin"]["tokens"] == 0
+    # .gitignore honoured: nothing under build/ was read, and the folder says why it was skipped.
+    build = [row for path, row in rows.items() if path.startswith("build")]
+    assert build and all(row["status"] == "skipped" and row["tokens"] == 0 for row in build)
+    assert "ignore" in build[0]["detail"].lower()
+
+
+def test_doc_pdf_is_a_used_document_with_tokens(tmp_path, tiny_model, capsys):
+    from tests.core.pdf_samples import text_pdf
+
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(text_pdf(["Revenue grew by 12 percent.", "Costs fell."]))
+    args = ["--quantization", "bf16", "--doc", str(pdf), "--json", "How much did revenue grow?"]
+    assert main(_ask(tmp_path / "d", tiny_model, *args)) == 0
+    [row] = json.loads(capsys.readouterr().out)["attachments"]
+    assert (row["path"], row["kind"], row["status"]) == (str(pdf), "document", "used")
+    assert row["tokens"] > 10
+
+
+def test_a_password_protected_pdf_exits_3_naming_it(tmp_path, tiny_model, capsys):
+    from tests.core.pdf_samples import encrypted_pdf
+
+    pdf = tmp_path / "secret.pdf"
+    pdf.write_bytes(encrypted_pdf(["hidden"], user_password="pw"))
+    assert main(_ask(tmp_path / "d", tiny_model, "--doc", str(pdf), "What?")) == 3
+    err = capsys.readouterr().err
+    assert "secret.pdf" in err and "password" in err.lower()
