@@ -26,6 +26,7 @@ from app.core.messages import (
 from app.store.db import StoreError
 from app.store.export_pages import BlobReader, render_html, render_markdown
 from app.store.files import write_atomically
+from app.store.references import companion_shas
 from app.store.rows import BadRowError, box_from_dict, box_to_dict, timings_from_dict
 from app.store.sessions import NotFoundError, SessionStore
 
@@ -72,6 +73,13 @@ def export_session(
         data = render_html(session, messages, read_blob).encode("utf-8")
     elif fmt == "json":
         document = _json_document(session, messages, read_blob)
+        # A document's PDF is named inside its JSON, not by an attachment: carry it along so
+        # page images still render after an import.
+        for a in (a for m in messages for a in m.attachments):
+            for sha in companion_shas(a.kind, a.sha256, store.blobs):
+                data = read_blob(sha)
+                if data is not None:
+                    document["blobs"].setdefault(sha, base64.b64encode(data).decode("ascii"))
         data = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
     else:
         raise StoreError(f"Unknown export format {fmt!r}; use md, html or json.")
@@ -215,11 +223,15 @@ def _message(obj: Any, where: str) -> Message:
 
 
 def _blobs(document: dict, messages: list[Message], src: Path) -> dict[str, bytes]:
-    """Decode the blobs every attachment names, checking each one's SHA-256."""
+    """Decode every blob of the file, checking each one's SHA-256 and that none named is missing.
+
+    Blobs no attachment names are kept too: a document attachment refers to its PDF from inside
+    its own content.
+    """
     raw = _get(document, "blobs", dict, "document", optional=True) or {}
     needed = {a.sha256 for m in messages for a in m.attachments if a.sha256 is not None}
     out: dict[str, bytes] = {}
-    for sha in sorted(needed):
+    for sha in sorted(needed | {k for k in raw if isinstance(k, str)}):
         encoded = raw.get(sha)
         if not isinstance(encoded, str):
             raise _InvalidError(f"the content of attachment blob {sha[:12]}… is missing")

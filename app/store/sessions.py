@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +26,7 @@ from app.store.blobs import BlobStore
 from app.store.db import StoreError, connect, environment_errors, migrate, transaction
 from app.store.files import ensure_writable_folder
 from app.store.reads import read_messages, read_sessions, search_messages
+from app.store.references import companion_shas
 from app.store.rows import ATTACHMENT_INSERT, attachment_values, boxes_to_json, timings_to_json
 
 # Log ids and reasons only: message text and titles are the user's private words.
@@ -206,24 +207,30 @@ class SessionStore:
             How many chats were deleted.
         """
         with self._writing() as conn:
-            candidates = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT DISTINCT a.sha256 FROM message_attachments a "
+            candidates = self._with_companions(
+                conn.execute(
+                    "SELECT DISTINCT a.kind, a.sha256 FROM message_attachments a "
                     "JOIN messages m ON m.id = a.message_id JOIN sessions s ON s.id = m.session_id "
                     "WHERE s.trashed_at IS NOT NULL AND a.sha256 IS NOT NULL"
                 )
-            ]
+            )
             count = conn.execute("DELETE FROM sessions WHERE trashed_at IS NOT NULL").rowcount
-            still_used = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT DISTINCT sha256 FROM message_attachments WHERE sha256 IS NOT NULL"
+            still_used = self._with_companions(
+                conn.execute(
+                    "SELECT DISTINCT kind, sha256 FROM message_attachments WHERE sha256 IS NOT NULL"
                 )
-            ]
+            )
         removed = self.blobs.collect(candidates, still_used)
         log.info("emptied trash: %d session(s), %d blob(s)", count, removed)
         return count
+
+    def _with_companions(self, rows: Iterable[tuple[str, str]]) -> list[str]:
+        """The blobs of (kind, sha) rows plus those their content names (a document's PDF)."""
+        shas: list[str] = []
+        for kind, sha in rows:
+            shas.append(sha)
+            shas.extend(companion_shas(kind, sha, self.blobs))
+        return shas
 
     # -- messages -------------------------------------------------------------------------------
 
