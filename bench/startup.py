@@ -225,9 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = Series("Scout Desk")
     programs = [(baseline, [sys.executable, "-c", BASELINE]), (app, app_command(args.app_cmd))]
     with xvfb() as display, tempfile.TemporaryDirectory(prefix="scout-bench-") as data:
-        env = {
-            k: v for k, v in os.environ.items() if k not in {"WAYLAND_DISPLAY", "SCOUT_DESK_MODEL"}
-        }
+        # A user's Python caches bytecode: a PYTHONDONTWRITEBYTECODE left in this shell would make
+        # every run compile ~60 modules afresh and measure that instead (the warm-up writes them).
+        dropped = {"WAYLAND_DISPLAY", "SCOUT_DESK_MODEL", "PYTHONDONTWRITEBYTECODE"}
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
         env |= {"DISPLAY": display, "QT_QPA_PLATFORM": "xcb", PROBE_ENV: "1"}
         env["SCOUT_DESK_DATA_DIR"] = data
         check = [sys.executable, str(ROOT / "packaging" / "check_qt_libs.py")]
