@@ -6,13 +6,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QImageReader, QPixmap
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QPixmap
 
 from app.core.compose import build_turns
 from app.core.messages import (
     Attachment,
-    AttachmentKind,
     AttachmentStatus,
     Message,
     Role,
@@ -25,7 +24,9 @@ from app.store.db import StoreError
 from app.store.sessions import SessionStore
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
+from app.ui.grounding_flow import answer_boxes, expand_locate_turns, prepare_question
 from app.ui.status_bar import StatusBar
+from app.ui.thumbnails import ThumbnailCache
 from app.ui.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 EngineBuilder = Callable[[Settings], Engine]
 
 CHECKPOINT_MS = 1000  # a crash loses at most about a second of a streaming answer
-_THUMB = QSize(96, 96)  # drawn at 48 logical pixels, sharp on 2x screens
 
 
 @dataclass
@@ -70,6 +70,8 @@ class ChatController(QObject):
     generating_changed = Signal(bool)
     #: str: a sentence for the status bar.
     message_posted = Signal(str)
+    #: Message: an answer ended and was saved (with the boxes found in it).
+    answer_finished = Signal(object)
 
     def __init__(
         self,
@@ -96,7 +98,7 @@ class ChatController(QObject):
         self._session_id: str | None = None
         self._editing_id: str | None = None
         self._stream: _Stream | None = None
-        self._thumbs: dict[str, QPixmap | None] = {}
+        self._thumbs = ThumbnailCache(store.blobs.path)
         self._checkpoint_timer = QTimer(self)
         self._checkpoint_timer.setInterval(CHECKPOINT_MS)
         self._checkpoint_timer.timeout.connect(self.checkpoint)
@@ -214,29 +216,47 @@ class ChatController(QObject):
         Returns:
             True when a message was saved and an answer started.
         """
-        text = self._composer.text().strip()
-        attachments = self._composer.chips.ready_attachments()
+        reading = self._composer.chips.is_reading()
+        return self._send(self._composer.text(), self._composer.chips.ready_attachments(), reading)
+
+    def send_text(self, text: str, attachments: Sequence[Attachment] = ()) -> bool:
+        """Send a message that is not in the composer (Locate); the composer is left as it is.
+
+        Returns:
+            True when a message was saved and an answer started.
+        """
+        return self._send(text, list(attachments), False, from_composer=False)
+
+    def _send(
+        self, text: str, attachments: list[Attachment], reading: bool, from_composer: bool = True
+    ) -> bool:
+        text = text.strip()
         if not text and not attachments:
             return False
         refusal = self._refusal()
-        if refusal is None and self._composer.chips.is_reading():
+        if refusal is None and reading:
             refusal = "Some attachments are still being read; send again in a moment."
+        if refusal is None:
+            # The chat shown is the history a Locate may take its image from.
+            text, refusal = prepare_question(text, attachments, self._view.messages())
         if refusal is not None:
             self._composer.show_notice(refusal, kind="error")
             return False
+        editing_id = self._editing_id if from_composer else None
         try:
-            if self._editing_id is not None:
-                self._store.supersede_from(self._editing_id)
+            if editing_id is not None:
+                self._store.supersede_from(editing_id)
             session_id = self._session_id or self._store.create_session().id
             user = self._store.add_user_message(session_id, text, attachments)
         except StoreError as exc:
             self._composer.show_notice(f"Not sent: {exc.message}", kind="error")
             return False
-        edited = self._editing_id is not None
+        edited = editing_id is not None
         created = session_id != self._session_id
-        self._editing_id = None
         self._session_id = session_id
-        self._composer.clear()
+        if from_composer:
+            self._editing_id = None
+            self._composer.clear()
         self._composer.clear_notice()
         self.sessions_changed.emit()
         if created:
@@ -321,20 +341,7 @@ class ChatController(QObject):
 
     def thumbnail_for(self, attachment: Attachment) -> QPixmap | None:
         """A small picture of an image attachment (cached), or None for other kinds."""
-        sha = attachment.sha256
-        if attachment.kind is not AttachmentKind.IMAGE or not sha:
-            return None
-        if sha not in self._thumbs:
-            reader = QImageReader(str(self._store.blobs.path(sha)))
-            size = reader.size()
-            if size.isValid():
-                reader.setScaledSize(size.scaled(_THUMB, Qt.AspectRatioMode.KeepAspectRatio))
-            image = reader.read()
-            pixmap = None if image.isNull() else QPixmap.fromImage(image)
-            if pixmap is not None:
-                pixmap.setDevicePixelRatio(2.0)
-            self._thumbs[sha] = pixmap
-        return self._thumbs[sha]
+        return self._thumbs(attachment)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -364,6 +371,7 @@ class ChatController(QObject):
         try:
             history = self._store.messages(session_id)
             turns, statuses = build_turns(history, self._store.blobs.path)
+            turns = expand_locate_turns(turns)  # "Locate: x" reaches Scout as its grounding ask
             history = self._record_statuses(history, statuses)
             if not history or history[-1].role is not Role.USER:
                 self._show_session(session_id)
@@ -428,13 +436,15 @@ class ChatController(QObject):
         self._stream = None
         self._checkpoint_timer.stop()
         text = stream.text
+        final = replace(stream.message, text=text, stop_reason=reason, timings=timings, error=error)
+        final = replace(final, boxes=answer_boxes(self._store.messages, final))
         try:
-            self._store.finish_message(stream.message.id, text, reason, timings, error)
+            self._store.finish_message(final.id, text, reason, timings, error, boxes=final.boxes)
         except StoreError as exc:
             self.message_posted.emit(f"The answer could not be saved: {exc.message}")
-        final = replace(stream.message, text=text, stop_reason=reason, timings=timings, error=error)
         if final.session_id == self._session_id:
             self._view.finish_stream(final)
+        self.answer_finished.emit(final)
         self._composer.set_generating(False)
         self._status.set_timings(timings)
         self.generating_changed.emit(False)

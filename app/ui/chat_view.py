@@ -35,6 +35,14 @@ class ChatView(QScrollArea):
     edit_requested = Signal(str)
     #: Attachment: the user clicked an attachment chip.
     attachment_activated = Signal(object)
+    #: Attachment: "Locate in this image…" was chosen on a message's image.
+    locate_requested = Signal(object)
+    #: str: the id of the answer whose boxes the user wants to see.
+    boxes_requested = Signal(str)
+    #: (str, int): an answer's id and the box whose words are under the pointer (-1: none).
+    box_hovered = Signal(str, int)
+    #: str: the id of a message whose bubble was just added.
+    message_inserted = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -147,6 +155,10 @@ class ChatView(QScrollArea):
         """Return the ids of the messages shown, in order."""
         return list(self._widgets)
 
+    def messages(self) -> list[Message]:
+        """Return the messages shown, in order (as their bubbles last got them)."""
+        return [widget.message for widget in self._widgets.values()]
+
     def is_streaming(self) -> bool:
         """Whether an answer is streaming into this view."""
         return bool(self._throttles)
@@ -162,10 +174,14 @@ class ChatView(QScrollArea):
         widget.regenerate_requested.connect(self.regenerate_requested)
         widget.edit_requested.connect(self.edit_requested)
         widget.attachment_activated.connect(self.attachment_activated)
+        widget.locate_requested.connect(self.locate_requested)
+        widget.boxes_requested.connect(self.boxes_requested)
+        widget.box_hovered.connect(self.box_hovered)
         # Before the trailing stretch, which keeps short chats at the top.
         self._layout.insertWidget(self._layout.count() - 1, widget)
         self._widgets[message.id] = widget
         self._empty.setVisible(False)
+        self.message_inserted.emit(message.id)
         return widget
 
     def _update_actions(self) -> None:

@@ -91,6 +91,8 @@ class Composer(QWidget):
     attach_requested = Signal()
     #: the user dismissed the "editing an earlier message" banner.
     edit_cancelled = Signal()
+    #: the user asked to locate something in an image (Locate button).
+    locate_requested = Signal()
 
     def __init__(self, ingest: IngestPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -130,6 +132,17 @@ class Composer(QWidget):
         self.attach_button.setAccessibleName("Attach files")
         self.attach_button.setToolTip("Attach images, documents or folders (Ctrl+O)")
         self.attach_button.clicked.connect(self.attach_requested)
+        self.locate_button = QPushButton("Locate…", self)
+        self.locate_button.setObjectName("LocateButton")
+        self.locate_button.setAccessibleName("Locate in image")
+        self.locate_button.setToolTip(
+            "Ask Scout to draw boxes around something in the image (or type /locate …)"
+        )
+        self.locate_button.clicked.connect(self._on_locate_clicked)
+        # The app style sheet (theme.py) styles the Attach button; this one matches it.
+        self.locate_button.setStyleSheet(
+            "QPushButton { border: 1px solid palette(mid); border-radius: 6px; padding: 5px 12px; }"
+        )
         self.send_button = QPushButton("Send", self)
         self.send_button.setObjectName("PrimaryButton")
         self.send_button.setAccessibleName("Send message")
@@ -145,6 +158,7 @@ class Composer(QWidget):
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.attach_button)
+        buttons.addWidget(self.locate_button)
         buttons.addStretch(1)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.send_button)
@@ -241,6 +255,9 @@ class Composer(QWidget):
 
     def _on_ingest_finished(self, job_id: int, attachments: object) -> None:
         self.chips.resolve(job_id, list(attachments))  # type: ignore[call-overload]
+
+    def _on_locate_clicked(self) -> None:
+        self.locate_requested.emit()
 
     def _on_notice_closed(self) -> None:
         if self._editing:

@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
+    QDockWidget,
     QFileDialog,
     QMainWindow,
     QMessageBox,
@@ -28,6 +29,8 @@ from app.ui.attachment_chips import preview_attachment
 from app.ui.chat_controller import ChatController, EngineBuilder
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer, local_paths
+from app.ui.grounding_controller import GroundingController
+from app.ui.image_viewer import ImageViewer
 from app.ui.ingest_pool import IngestPool
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.sidebar import Sidebar
@@ -94,6 +97,17 @@ class MainWindow(QMainWindow):
             self._model_problem,
             parent=self,
         )
+        self.image_viewer = ImageViewer()
+        self.image_dock = QDockWidget("Image", self)
+        self.grounding = GroundingController(
+            store,
+            self.controller,
+            self.chat_view,
+            self.composer,
+            self.image_viewer,
+            self.image_dock,
+            parent=self,
+        )
         self._build_layout()
         self._build_actions()
         self._connect()
@@ -125,6 +139,14 @@ class MainWindow(QMainWindow):
         splitter.setSizes([260, 860])
         splitter.setChildrenCollapsible(False)
         self.setCentralWidget(splitter)
+        # The image viewer: hidden until an image or an answer's boxes are shown.
+        self.image_dock.setObjectName("imageDock")
+        self.image_dock.setWidget(self.image_viewer)
+        self.image_dock.setAllowedAreas(
+            Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.image_dock)
+        self.image_dock.hide()
 
     def _build_actions(self) -> None:
         def action(menu: object, text: str, keys: str, slot: object, name: str) -> QAction:
@@ -152,6 +174,9 @@ class MainWindow(QMainWindow):
         chat_menu = bar.addMenu("&Chat")
         self.stop_action = action(chat_menu, "&Stop answer", "Esc", self.controller.stop, "stop")
         self.stop_action.setEnabled(False)
+        locate = action(chat_menu, "&Locate in image…", "Ctrl+Shift+L", self._locate, "locate")
+        locate.setToolTip("Ask Scout to draw boxes around something in the image")
+        chat_menu.addAction(self.image_dock.toggleViewAction())
         model_menu = bar.addMenu("&Model")
         action(model_menu, "&Load model", "Ctrl+L", self.controller.load_model, "loadModel")
         action(model_menu, "&Cancel loading", "", self.controller.cancel_model_load, "cancelLoad")
@@ -167,6 +192,7 @@ class MainWindow(QMainWindow):
         c.sessions_changed.connect(self.sidebar.refresh)
         c.generating_changed.connect(self.stop_action.setEnabled)
         c.message_posted.connect(self._post)
+        self.grounding.message_posted.connect(self._post)
         self.sidebar.session_activated.connect(c.open_session)
         self.sidebar.search_hit_activated.connect(self._on_sidebar_search_hit_activated)
         self.sidebar.new_chat_requested.connect(c.new_chat)
@@ -174,7 +200,6 @@ class MainWindow(QMainWindow):
         self.sidebar.message_posted.connect(self._post)
         self.composer.attach_requested.connect(self.choose_attachments)
         self.composer.chips.attachment_activated.connect(self.show_attachment)
-        self.chat_view.attachment_activated.connect(self.show_attachment)
         self.welcome.choose_model_requested.connect(self.choose_model_dir)
         self.welcome.settings_requested.connect(self.open_settings)
 
@@ -271,6 +296,9 @@ class MainWindow(QMainWindow):
         return super().eventFilter(watched, event)
 
     # -- slots -------------------------------------------------------------------------------
+
+    def _locate(self) -> None:
+        self.grounding.locate()  # not connected directly: `triggered` would pass its bool
 
     def _post(self, text: str) -> None:
         self.status.showMessage(text, 8000)

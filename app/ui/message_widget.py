@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from collections.abc import Sequence
+
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from app.core.messages import Message, Role, StopReason, Timings
+from app.core.messages import Attachment, AttachmentKind, Message, Role, StopReason, Timings
+from app.ui.answer_links import AnswerLinker
 from app.ui.attachment_chip import AttachmentChip, ThumbnailFor
 from app.ui.markdown_view import SafeMarkdownView
+from app.ui.overlay_render import colour_of, label_colours
 from app.ui.theme import is_dark
 
 _STOP_WORDS = {
@@ -76,6 +81,12 @@ class MessageWidget(QFrame):
     edit_requested = Signal(str)
     #: Attachment: the user clicked one of this message's attachment chips.
     attachment_activated = Signal(object)
+    #: Attachment: "Locate in this image…" was chosen on an image chip.
+    locate_requested = Signal(object)
+    #: str: the message id whose boxes the user wants to see ("Show boxes").
+    boxes_requested = Signal(str)
+    #: (str, int): the message id and the box whose words are under the pointer (-1: none).
+    box_hovered = Signal(str, int)
 
     def __init__(
         self,
@@ -88,6 +99,7 @@ class MessageWidget(QFrame):
         self._thumbnail_for = thumbnail_for
         self._parts: list[str] = []
         self._streaming = False
+        self._linker: AnswerLinker | None = None
         self.setObjectName("messageBubble")
         self.setProperty("role", str(message.role))
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -101,13 +113,18 @@ class MessageWidget(QFrame):
         self._regenerate_button = self._action_button(
             "Regenerate", "Regenerate answer", self._on_regenerate_clicked
         )
+        self._boxes_button = self._action_button(
+            "Show boxes", "Show boxes on the image", self._on_boxes_clicked
+        )
+        self._boxes_button.setObjectName("showBoxesButton")
         self._edit_button.setVisible(message.role is Role.USER)
         self._regenerate_button.setVisible(False)
 
         header = QHBoxLayout()
         header.addWidget(self._role_label)
         header.addStretch(1)
-        for button in (self._copy_button, self._edit_button, self._regenerate_button):
+        buttons = (self._boxes_button, self._copy_button, self._edit_button)
+        for button in (*buttons, self._regenerate_button):
             header.addWidget(button)
 
         self._chips_box = QWidget(self)
@@ -121,7 +138,10 @@ class MessageWidget(QFrame):
         self._footer.setObjectName("messageFooter")
         self._error = QLabel()
         self._error.setObjectName("messageError")
-        for label in (self._footer, self._error):
+        self._notes = QLabel()
+        self._notes.setObjectName("messageNotes")
+        self._notes.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        for label in (self._footer, self._error, self._notes):
             label.setTextFormat(Qt.TextFormat.PlainText)
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -130,6 +150,7 @@ class MessageWidget(QFrame):
         layout.addLayout(header)
         layout.addWidget(self._chips_box)
         layout.addWidget(self._view)
+        layout.addWidget(self._notes)
         layout.addWidget(self._footer)
         layout.addWidget(self._error)
         self._show(message)
@@ -195,6 +216,54 @@ class MessageWidget(QFrame):
         self._edit_button.setEnabled(enabled)
         self._regenerate_button.setEnabled(enabled)
 
+    def set_grounding(self, spans: Sequence[tuple[int, int, int]], notes: Sequence[str]) -> None:
+        """Link the answer's words to its boxes and say which boxes were left out.
+
+        Args:
+            spans: `box_spans` of the text (box index, start, end); empty: no linking.
+            notes: sentences about boxes that were dropped (shown small, under the text).
+        """
+        self._drop_linker()
+        if spans and not self._streaming:
+            boxes = self._message.boxes
+            palette = label_colours(box.label for box in boxes)
+            colours = {i: colour_of(box.label, palette) for i, box in enumerate(boxes)}
+            self._linker = AnswerLinker(self._view, self.text, spans, colours)
+            self._linker.box_hovered.connect(self._on_linker_box_hovered)
+        self._notes.setText("\n".join(f"⚠ {note}" for note in notes))
+        self._notes.setVisible(bool(notes))
+
+    @property
+    def linker(self) -> AnswerLinker | None:
+        """What links this answer's words to its boxes (None: no boxes linked)."""
+        return self._linker
+
+    def highlight_box(self, index: int | None) -> None:
+        """Highlight the words of one of this answer's boxes (None clears).
+
+        Args:
+            index: the box's index in the message.
+        """
+        if self._linker is not None:
+            self._linker.highlight(index)
+
+    def chip_menu(self, attachment: Attachment) -> QMenu:
+        """The right-click menu of an attachment chip (image chips offer Locate).
+
+        Args:
+            attachment: the chip's attachment.
+
+        Returns:
+            A menu, not shown yet.
+        """
+        menu = QMenu(self)
+        show = menu.addAction("Open in viewer")
+        show.triggered.connect(lambda: self.attachment_activated.emit(attachment))
+        if attachment.kind is AttachmentKind.IMAGE and attachment.sha256:
+            locate = menu.addAction("Locate in this image…")
+            locate.triggered.connect(lambda: self.locate_requested.emit(attachment))
+        return menu
+
     def copy_to_clipboard(self) -> None:
         """Put the raw markdown text on the clipboard."""
         QGuiApplication.clipboard().setText(self.text)
@@ -213,6 +282,10 @@ class MessageWidget(QFrame):
         self._footer.setVisible(bool(footer))
         self._error.setText(message.error)
         self._error.setVisible(bool(message.error))
+        self.set_grounding((), ())
+        count = len(message.boxes) if not self._streaming else 0
+        self._boxes_button.setText(f"Show boxes ({count})")
+        self._boxes_button.setVisible(count > 0)
 
     def _set_chips(self, message: Message) -> None:
         while self._chips.count() > 1:  # keep the trailing stretch
@@ -223,6 +296,10 @@ class MessageWidget(QFrame):
             thumbnail = self._thumbnail_for(attachment) if self._thumbnail_for else None
             chip = AttachmentChip(attachment, thumbnail, self._chips_box)
             chip.activated.connect(self.attachment_activated)
+            chip.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            chip.customContextMenuRequested.connect(
+                lambda pos, c=chip: self._on_chip_context_menu_requested(c, pos)
+            )
             self._chips.insertWidget(index, chip)
         self._chips_box.setVisible(bool(message.attachments))
 
@@ -243,3 +320,20 @@ class MessageWidget(QFrame):
 
     def _on_regenerate_clicked(self) -> None:
         self.regenerate_requested.emit(self._message.id)
+
+    def _on_boxes_clicked(self) -> None:
+        self.boxes_requested.emit(self._message.id)
+
+    def _on_linker_box_hovered(self, index: int) -> None:
+        self.box_hovered.emit(self._message.id, index)
+
+    def _on_chip_context_menu_requested(self, chip: AttachmentChip, pos: QPoint) -> None:
+        menu = self.chip_menu(chip.attachment)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        menu.popup(chip.mapToGlobal(pos))
+
+    def _drop_linker(self) -> None:
+        if self._linker is not None:
+            self._linker.detach()
+            self._linker.deleteLater()
+            self._linker = None
