@@ -86,6 +86,9 @@ class Sidebar(QWidget):
         self.list_view.setAccessibleName("Chats")
         self.list_view.setModel(self.model)
         self.list_view.setUniformItemSizes(True)
+        # Long titles end in "…" (the full title is the tooltip) rather than scrolling sideways.
+        self.list_view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list_view.setEditTriggers(
             QAbstractItemView.EditTrigger.EditKeyPressed
             | QAbstractItemView.EditTrigger.SelectedClicked
