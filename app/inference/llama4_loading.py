@@ -86,6 +86,7 @@ def load_llama4(
     device: str | None,
     progress: ProgressCallback,
     cancel: CancelToken,
+    moe: str = "sparse",
 ) -> LoadedModel:
     """Load processor and model from a local folder, reporting progress weight by weight.
 
@@ -95,6 +96,8 @@ def load_llama4(
         device: where to put it (None: the GPU if there is one).
         progress: called with each step.
         cancel: checked between steps and between weights.
+        moe: "sparse" (run only each token's chosen expert, `app.inference.moe`) or "stock"
+            (transformers' dispatch through every expert).
 
     Returns:
         The loaded model.
@@ -152,6 +155,9 @@ def load_llama4(
             raise ModelError(failure)
         raise Cancelled
     model.eval()
+    from app.inference.moe import install_moe
+
+    install_moe(model, moe)
     progress(LoadProgress(1, 1, "Ready"))
     return LoadedModel(model, processor, device, effective, time.perf_counter() - start)
 

@@ -23,13 +23,13 @@ from app.inference.engine import (
 )
 from app.inference.llama4_cache import PrefixCache, cut_point, tiles_before
 from app.inference.llama4_loading import QUANTIZATIONS, LoadedModel, load_llama4, release_memory
+from app.inference.moe import MOE_MODES
 
 if TYPE_CHECKING:
     from app.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MOE_MODES = ("sparse", "stock")
 
 
 class LocalLlama4Engine:
@@ -39,8 +39,8 @@ class LocalLlama4Engine:
         model_dir: the model folder.
         quantization: "nf4" (default), "int8" or "bf16"; a pre-quantized folder keeps its own.
         device: "cuda:0", "cpu", ... (None: the GPU when there is one).
-        moe: "sparse" or "stock" expert dispatch. Until the sparse MoE lands (issue 7) both run
-            transformers' stock path.
+        moe: "sparse" (each token runs only its routed expert, `app.inference.moe`) or "stock"
+            (transformers' dispatch through every expert, kept for comparison).
     """
 
     def __init__(
@@ -74,7 +74,9 @@ class LocalLlama4Engine:
             return
         progress(LoadProgress(0, 0, f"Checking {self.model_dir.name}"))
         _preflight(self.model_dir, self.quantization, self.device)
-        loaded = load_llama4(self.model_dir, self.quantization, self.device, progress, cancel)
+        loaded = load_llama4(
+            self.model_dir, self.quantization, self.device, progress, cancel, moe=self.moe
+        )
         if loaded.quantization == "int8":
             _quiet_int8_warning()
         self._loaded = loaded

@@ -1,0 +1,318 @@
+"""MoE dispatch benchmark: decode speed of transformers' stock Llama 4 MoE vs the sparse dispatch.
+
+    .venv/bin/python bench/moe.py                 # CPU part, then the GPU part if CUDA is there
+    .venv/bin/python bench/moe.py --skip-gpu      # CPU part only
+    .venv/bin/python bench/moe.py --skip-cpu --gpu-layers 4
+    .venv/bin/python bench/moe.py --skip-cpu --gpu-shape-on-cpu   # check the GPU code, toy sizes
+
+Both parts build random-weight models from a real `Llama4TextConfig` (`app.inference.tiny.
+tiny_config` with overrides), so the module patched is transformers' own `Llama4TextMoe`, and run
+the same model twice: `install_moe(model, "stock")` then `"sparse"`. Each part checks the greedy
+tokens of both agree before printing speeds.
+
+CPU part: 16 experts, hidden 1024, expert width 2048, 4 layers, fused experts (the layout of the
+official checkpoint): decode tokens/s of one sequence, stock vs sparse, and the ratio (the issue's
+goal is >= 3x), plus a 256-token prefill. float32 by default: on a CPU without AVX512-BF16 (an AVX2
+EPYC, say) PyTorch's bf16 matmuls take a slow generic path (1x1024 @ 1024x4096: 26 ms in bf16 vs
+0.7 ms in float32 on such a machine), which would time that fallback rather than the dispatch;
+`--cpu-dtype bf16` measures it anyway. About a minute on 2 cores.
+
+GPU part (skipped, with a line saying so, without CUDA): a slice of Scout (hidden 5120, expert width
+8192, 16 experts, 40 query / 8 key-value heads of 128, `--gpu-layers` layers, default 4) quantized
+as `prepare-model` folders are, per-expert NF4 with double quantization through bitsandbytes, router
+and head in bf16. Prints the card's name and peak memory bandwidth (a small table; `--bandwidth-tbs`
+overrides it), ms per decoded token per layer stock vs sparse and the ratio (goal >= 5x), tokens/s
+extrapolated to Scout's 48 layers (goals on an H100: >= 130 on PCIe, >= 220 on SXM), the weight
+bytes a decode step reads per layer and the fraction of the card's bandwidth that achieves (goal
+>= 69 %), and the prefill time of a 2,322-token image prompt, stock and sparse, extrapolated to 48
+layers (the language model's part: the image enters it as 2,322 positions; the vision tower is not
+included). The 48-layer figures leave out the embedding and Scout's 2 GB bf16 output head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.inference.moe import install_moe
+from app.inference.tiny import tiny_config
+
+SCOUT_LAYERS = 48
+IMAGE_PROMPT_TOKENS = 2322
+# Peak memory bandwidth, TB/s, by a fragment of torch.cuda.get_device_name (first match wins).
+BANDWIDTH_TBS = (
+    ("H200", 4.8),
+    ("H100 PCIe", 2.0),
+    ("H100 NVL", 3.9),
+    ("H100", 3.35),  # "NVIDIA H100 80GB HBM3" is the SXM card
+    ("A100-SXM4-80GB", 2.04),
+    ("A100 80GB PCIe", 1.94),
+    ("A100", 1.56),
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--skip-gpu", action="store_true")
+    parser.add_argument("--cpu-tokens", type=int, default=24, help="decode steps timed per mode")
+    parser.add_argument("--cpu-dtype", default="float32", choices=["float32", "bf16"])
+    parser.add_argument("--gpu-layers", type=int, default=4, choices=[2, 3, 4])
+    parser.add_argument("--gpu-tokens", type=int, default=64)
+    parser.add_argument("--bandwidth-tbs", type=float, help="the card's peak, if not in the table")
+    parser.add_argument(
+        "--gpu-shape-on-cpu",
+        action="store_true",
+        help="dry-run the GPU part's code on the CPU at toy sizes (checks the script, not speed)",
+    )
+    args = parser.parse_args()
+
+    import torch
+
+    say(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    if not args.skip_cpu:
+        cpu_part(args.cpu_tokens, args.cpu_dtype)
+    if args.gpu_shape_on_cpu:
+        gpu_part("cpu", 2, 4, None, toy=True)
+    elif args.skip_gpu:
+        say("\nGPU part: skipped (--skip-gpu).")
+    elif not torch.cuda.is_available():
+        say("\nGPU part: skipped (no CUDA device).")
+    else:
+        gpu_part("cuda:0", args.gpu_layers, args.gpu_tokens, args.bandwidth_tbs)
+    return 0
+
+
+# -- CPU part -----------------------------------------------------------------------------------
+
+
+def cpu_part(tokens: int, dtype: str) -> None:
+    """Decode and prefill on the CPU, fused experts, stock vs sparse."""
+    import torch
+
+    say(f"\nCPU part: 16 experts, hidden 1024, expert width 2048, 4 layers, {dtype}, batch 1")
+    model = random_model(
+        "cpu", torch.float32 if dtype == "float32" else torch.bfloat16,
+        hidden_size=1024, intermediate_size=2048, num_local_experts=16, head_dim=64,
+        num_attention_heads=16, num_key_value_heads=4, num_hidden_layers=4,
+    )  # fmt: skip
+    prompt = torch.randint(1, 384, (1, 32), generator=torch.Generator().manual_seed(0))
+    long_prompt = torch.randint(1, 384, (1, 256), generator=torch.Generator().manual_seed(1))
+    steps: dict[str, list[float]] = {"stock": [], "sparse": []}
+    prefill: dict[str, float] = {}
+    ids: dict[str, list[int]] = {}
+    for _round in range(2):  # interleaved, so a burst of other work hits both modes alike
+        for mode in ("stock", "sparse"):
+            install_moe(model, mode)
+            seconds, ids[mode] = decode(model, prompt, tokens // 2)
+            steps[mode] += seconds
+            prefill[mode] = min(prefill.get(mode, 1e9), prefill_time(model, long_prompt))
+    stock_rate, sparse_rate = median_rate(steps["stock"]), median_rate(steps["sparse"])
+    stock_pre, sparse_pre = prefill["stock"], prefill["sparse"]
+    stock_ids, sparse_ids = ids["stock"], ids["sparse"]
+    say(f"  same greedy tokens: {'yes' if stock_ids == sparse_ids else 'NO'}")
+    say(f"  decode  stock  {stock_rate:8.1f} tok/s")
+    say(f"  decode  sparse {sparse_rate:8.1f} tok/s   ({sparse_rate / stock_rate:.1f}x stock)")
+    say(f"  prefill 256 tokens: stock {stock_pre * 1e3:.0f} ms, sparse {sparse_pre * 1e3:.0f} ms"
+          f" ({stock_pre / sparse_pre:.1f}x)")  # fmt: skip
+
+
+# -- GPU part -----------------------------------------------------------------------------------
+
+
+def gpu_part(
+    device: str, layers: int, tokens: int, bandwidth: float | None, toy: bool = False
+) -> None:
+    """A Scout-shaped per-expert NF4 slice: decode ms per layer, bandwidth, image-prompt prefill."""
+    import torch
+
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU (dry run)"
+    peak = bandwidth or next((tbs for key, tbs in BANDWIDTH_TBS if key in name), None)
+    peak_text = f"{peak:.2f} TB/s peak" if peak else "peak bandwidth unknown (--bandwidth-tbs)"
+    say(f"\nGPU part: {name}, {peak_text}")
+    shape = dict(
+        hidden_size=5120, intermediate_size=8192, num_local_experts=16, head_dim=128,
+        num_attention_heads=40, num_key_value_heads=8, num_hidden_layers=layers,
+    )  # fmt: skip
+    if toy:
+        shape.update(hidden_size=256, intermediate_size=512, head_dim=64, num_attention_heads=4)
+        shape.update(num_key_value_heads=2)
+    say("  slice: " + ", ".join(f"{k}={v}" for k, v in shape.items()) + ", per-expert NF4")
+    model = random_model(device, torch.bfloat16, **shape)
+    quantize_per_expert_nf4(model, device)
+    step_bytes = {mode: decode_bytes_per_layer(model, mode) for mode in ("stock", "sparse")}
+    prompt = torch.randint(1, 384, (1, 32), generator=torch.Generator().manual_seed(0))
+    image_prompt = torch.randint(1, 384, (1, IMAGE_PROMPT_TOKENS if not toy else 64))
+    timings = {}
+    for mode in ("stock", "sparse"):
+        install_moe(model, mode)
+        seconds, ids = decode(model, prompt.to(device), tokens if mode == "sparse" else tokens // 4)
+        timings[mode] = (1e3 / median_rate(seconds) / layers, ids)
+    (stock_ms, stock_ids), (sparse_ms, sparse_ids) = timings["stock"], timings["sparse"]
+    same = stock_ids[: len(sparse_ids)] == sparse_ids[: len(stock_ids)]
+    say(f"  same greedy tokens: {'yes' if same else 'NO'}")
+    for mode, ms in (("stock", stock_ms), ("sparse", sparse_ms)):
+        rate48 = 1e3 / (ms * SCOUT_LAYERS)
+        gbps = step_bytes[mode] / (ms / 1e3) / 1e9
+        share = f", {gbps / (peak * 1e3):.0%} of peak" if peak else ""
+        say(
+            f"  decode {mode:6s} {ms:7.3f} ms/token/layer -> {rate48:6.1f} tok/s at 48 layers;"
+            f" reads {step_bytes[mode] / 1e6:.0f} MB/layer = {gbps:.0f} GB/s{share}"
+        )
+    say(f"  sparse vs stock: {stock_ms / sparse_ms:.1f}x")
+    if peak:
+        ceiling = peak * 1e12 / (step_bytes["sparse"] * SCOUT_LAYERS)
+        say(f"  bandwidth ceiling for the sparse step at 48 layers: {ceiling:.0f} tok/s")
+    for mode in ("stock", "sparse"):
+        install_moe(model, mode)
+        prefill_s = min(prefill_time(model, image_prompt.to(device)) for _ in range(2))
+        say(
+            f"  prefill {image_prompt.shape[1]:,} tokens ({mode}): {prefill_s * 1e3:.0f} ms for "
+            f"{layers} layers -> {prefill_s * SCOUT_LAYERS / layers:.2f} s at 48 layers"
+        )
+
+
+# -- models and measurements --------------------------------------------------------------------
+
+
+def random_model(device: str, dtype: Any, **text_overrides: Any) -> Any:
+    """A random `Llama4ForCausalLM` with every layer MoE (top-1, shared expert)."""
+    import torch
+    from transformers import Llama4ForCausalLM
+
+    config = tiny_config(**text_overrides).text_config
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Llama4ForCausalLM._from_config(config, dtype=dtype)
+    return model.eval()
+
+
+def quantize_per_expert_nf4(model: Any, device: str) -> None:
+    """Turn `model` into what a prepare-model NF4 folder loads as: fused experts split into
+    `SequentialLlama4TextExperts` and every linear but router and head in NF4 (double quant)."""
+    import torch
+    from transformers.quantizers.base import SequentialLlama4TextExperts
+
+    config = model.config
+    inter = config.intermediate_size
+    for layer in model.model.layers:
+        moe = layer.feed_forward
+        fused = moe.experts
+        with torch.device("meta"):
+            experts = SequentialLlama4TextExperts(config)
+        for e, mlp in enumerate(experts):
+            gate_up = fused.gate_up_proj[e]  # [hidden, 2*inter], used as x @ W
+            mlp.gate_proj = nf4_linear(gate_up[:, :inter].T, device)
+            mlp.up_proj = nf4_linear(gate_up[:, inter:].T, device)
+            mlp.down_proj = nf4_linear(fused.down_proj[e].T, device)
+        moe.experts = experts
+        del fused
+        for parent in (layer.self_attn, moe.shared_expert):
+            for child, linear in list(parent.named_children()):
+                if isinstance(linear, torch.nn.Linear):
+                    setattr(parent, child, nf4_linear(linear.weight, device))
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def nf4_linear(weight: Any, device: str) -> Any:
+    """A bitsandbytes NF4 `Linear4bit` holding `weight` ([out, in]), quantized on `device`."""
+    import bitsandbytes as bnb
+    import torch
+
+    out_features, in_features = weight.shape
+    linear = bnb.nn.Linear4bit(
+        in_features, out_features, bias=False, compute_dtype=torch.bfloat16,
+        compress_statistics=True, quant_type="nf4", quant_storage=torch.uint8, device="meta",
+    )  # fmt: skip
+    linear.weight = bnb.nn.Params4bit(
+        weight.detach().contiguous(), requires_grad=False, quant_type="nf4",
+        compress_statistics=True, quant_storage=torch.uint8,
+    ).to(device)  # fmt: skip
+    return linear
+
+
+def decode_bytes_per_layer(model: Any, mode: str) -> int:
+    """Weight bytes one decode step of one sequence reads in a layer: attention, router, shared
+    expert and (stock) all experts or (sparse) one."""
+    layer = model.model.layers[0]
+    experts = layer.feed_forward.experts
+    per_expert = module_bytes(experts) / len(experts)
+    rest = module_bytes(layer) - module_bytes(experts)
+    return int(rest + per_expert * (len(experts) if mode == "stock" else 1))
+
+
+def module_bytes(module: Any) -> int:
+    """Bytes of a module's weights, NF4 quantization statistics included."""
+    total = 0
+    for param in module.parameters():
+        total += param.numel() * param.element_size()
+        state = getattr(param, "quant_state", None)
+        if state is not None:
+            total += state.absmax.numel() * state.absmax.element_size()
+            if state.state2 is not None:
+                total += state.state2.absmax.numel() * state.state2.absmax.element_size()
+    return total
+
+
+def decode(model: Any, prompt: Any, steps: int) -> tuple[list[float], list[int]]:
+    """Greedy-decode `steps` tokens after a prefill and one warm-up step.
+
+    Returns:
+        (seconds of each timed step, every token id). Each step ends when the host has read its
+        token (as streaming does), so the per-step clock is exact on a GPU too.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        logits = model(input_ids=prompt, past_key_values=cache, logits_to_keep=1).logits
+        token = logits[:, -1:].argmax(-1)
+        ids, seconds = [int(token)], []
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            token = model(input_ids=token, past_key_values=cache).logits[:, -1:].argmax(-1)
+            ids.append(int(token))
+            seconds.append(time.perf_counter() - start)
+    return seconds[1:], ids  # the first step warms up kernels and the allocator
+
+
+def median_rate(seconds: list[float]) -> float:
+    """Tokens/s from the median step: robust to other processes stealing the CPU now and then."""
+    return 1.0 / statistics.median(seconds)
+
+
+def prefill_time(model: Any, prompt: Any) -> float:
+    """Seconds for one prefill of `prompt` into a fresh cache."""
+    import torch
+    from transformers import DynamicCache
+
+    with torch.inference_mode():
+        sync(prompt.device)
+        start = time.perf_counter()
+        model(input_ids=prompt, past_key_values=DynamicCache(config=model.config), logits_to_keep=1)
+        sync(prompt.device)
+    return time.perf_counter() - start
+
+
+def say(*parts: Any) -> None:
+    """Print at once (the figures come minutes apart; a pipe would hold them back)."""
+    print(*parts, flush=True)
+
+
+def sync(device: Any) -> None:
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
