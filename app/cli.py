@@ -26,6 +26,7 @@ EXIT_OUT_OF_MEMORY = 5
 # that subcommand runs, so `scout-desk` (the GUI) never pays for what it does not use.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("app.commands.ask", "answer one question about images and documents"),
+    "video": ("app.commands.video", "ask about every sampled frame of a video"),
     "sessions": ("app.commands.sessions", "list, export and import saved chats"),
     "doctor": ("app.commands.doctor", "check this machine and a model folder"),
     "prepare-model": ("app.commands.prepare_model", "convert official weights to per-expert 4-bit"),

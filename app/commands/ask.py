@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from app.commands.common import (
+    cancel_on_interrupt,
+    fail,
+    model_dir_for,
+    open_store,
+    progress_printer,
+)
 from app.core import paths
 from app.core.compose import build_turns
 from app.core.documents import (
@@ -37,10 +40,8 @@ from app.inference.engine import (
     CancelToken,
     EngineError,
     GenerationRequest,
-    LoadProgress,
     ModelError,
 )
-from app.store.db import StoreError
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
 
@@ -75,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
         data_dir = paths.data_dir(args.data_dir)
         settings, _warnings = load_settings(paths.settings_file(data_dir))
     except paths.DataDirError as error:
-        return _fail(error.message, EXIT_FAILED)
-    model_dir = _model_dir(args, settings)
+        return fail(error.message, EXIT_FAILED)
+    model_dir = model_dir_for(args, settings)
     if model_dir is None:
-        return _fail(
+        return fail(
             "no model folder: pass --model DIR, set SCOUT_DESK_MODEL, or choose one in Settings",
             ModelError.exit_code,
         )
-    with _store(data_dir, keep=not args.no_save) as store:
+    with open_store(data_dir, keep=not args.no_save) as store:
         attachments = _ingest(args, store)
         broken = [a for a in attachments if a.status is AttachmentStatus.ERROR]
         if broken:
@@ -90,33 +91,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"scout-desk: {attachment.detail}", file=sys.stderr)
             return EXIT_BAD_INPUT
         return _answer(args, settings, model_dir, store, attachments)
-
-
-def _model_dir(args: argparse.Namespace, settings: Settings) -> Path | None:
-    if args.model:
-        return Path(args.model)
-    return paths.model_dir_from_env() or (Path(settings.model_dir) if settings.model_dir else None)
-
-
-@contextmanager
-def _store(data_dir: Path, *, keep: bool) -> Iterator[SessionStore]:
-    """The user's store, or a throwaway one under a temp folder for `--no-save`."""
-    try:
-        if keep:
-            store = SessionStore.open(data_dir)
-            try:
-                yield store
-            finally:
-                store.close()
-            return
-        with tempfile.TemporaryDirectory(prefix="scout-desk-ask-") as scratch:
-            store = SessionStore.open(Path(scratch))
-            try:
-                yield store
-            finally:
-                store.close()
-    except StoreError as error:
-        raise SystemExit(_fail(error.message, EXIT_FAILED)) from None
 
 
 def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
@@ -162,9 +136,9 @@ def _answer(
     cancel = CancelToken()
     text_parts: list[str] = []
     try:
-        with _cancel_on_interrupt(cancel):
+        with cancel_on_interrupt(cancel):
             load_start = time.perf_counter()
-            engine.load(_progress_printer(quiet=args.json), cancel)
+            engine.load(progress_printer(quiet=args.json), cancel)
             load_s = time.perf_counter() - load_start
             request = GenerationRequest(
                 turns=turns,
@@ -176,7 +150,7 @@ def _answer(
             rows = _attachment_rows(attachments, engine, store, model_dir)
     except EngineError as error:
         store.finish_message(answer.id, "".join(text_parts), StopReason.ERROR, error=error.message)
-        return _fail(error.message, error.exit_code)
+        return fail(error.message, error.exit_code)
     finally:
         engine.unload()
     timings = replace(result.timings, load_s=load_s)
@@ -209,26 +183,6 @@ def _stream(stream, text_parts: list[str], store: SessionStore, message_id: str,
         if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
             store.checkpoint_message(message_id, "".join(text_parts))
             last_checkpoint = time.monotonic()
-
-
-@contextmanager
-def _cancel_on_interrupt(cancel: CancelToken) -> Iterator[None]:
-    """Ctrl+C stops the answer cleanly (saved as cancelled) instead of killing the process."""
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _progress_printer(*, quiet: bool):
-    def report(progress: LoadProgress) -> None:
-        if quiet:
-            return
-        counter = f" ({progress.done}/{progress.total})" if progress.total else ""
-        print(f"{progress.message}{counter}", file=sys.stderr, flush=True)
-
-    return report
 
 
 def _attachment_rows(
@@ -332,8 +286,3 @@ def _contract_json(
         "stop_reason": stop_reason.value,
         "session_id": session_id,
     }
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"scout-desk: {message}", file=sys.stderr)
-    return code

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from app.core.ingest import MAX_TEXT_BYTES, ingest_path
 from app.core.messages import AttachmentKind, AttachmentStatus
+from app.core.video import info_from_detail
 from app.store.blobs import BlobStore
 
 TEXT = "Grüße aus Köln – “quoted” café\nline two\n"
@@ -233,7 +234,7 @@ def _real_video(path: Path, fourcc: str) -> None:
     ("name", "fourcc", "mime"),
     [("clip.mp4", "mp4v", "video/mp4"), ("clip.avi", "MJPG", "video/x-msvideo")],
 )
-def test_real_videos_are_skipped_without_decoding(
+def test_real_videos_are_ready_with_their_probed_facts(
     files: Path, blobs: BlobStore, name: str, fourcc: str, mime: str
 ) -> None:
     path = files / name
@@ -243,11 +244,12 @@ def test_real_videos_are_skipped_without_decoding(
 
     assert (att.kind, att.status, att.mime) == (
         AttachmentKind.VIDEO,
-        AttachmentStatus.SKIPPED,
+        AttachmentStatus.READY,
         mime,
     )
-    assert "video analysis comes in a later version" in att.detail
-    assert att.sha256 is None
+    assert att.sha256 is not None and blobs.path(att.sha256).read_bytes() == path.read_bytes()
+    info = info_from_detail(att.detail)
+    assert info is not None and info.frame_count > 0 and info.duration_s > 0
 
 
 @pytest.mark.parametrize(
@@ -260,7 +262,7 @@ def test_real_videos_are_skipped_without_decoding(
     ],
     ids=["mov", "old-mov", "webm", "mkv"],
 )
-def test_video_containers_are_recognised(
+def test_video_containers_without_a_real_video_are_refused_by_name(
     files: Path, blobs: BlobStore, content: bytes, mime: str
 ) -> None:
     path = files / "movie.bin"
@@ -268,11 +270,13 @@ def test_video_containers_are_recognised(
 
     att = _only(ingest_path(path, blobs))
 
+    # Recognised as the container its header claims, then refused because nothing decodes.
     assert (att.kind, att.status, att.mime) == (
         AttachmentKind.VIDEO,
-        AttachmentStatus.SKIPPED,
+        AttachmentStatus.ERROR,
         mime,
     )
+    assert "movie.bin" in att.detail
 
 
 def test_a_pdf_without_pages_is_refused_as_damaged(files: Path, blobs: BlobStore) -> None:

@@ -14,12 +14,12 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-from app.core.ingest.common import BlobSink, BlobStoreError, failed, quoted, skipped
+from app.core.ingest.common import BlobSink, BlobStoreError, failed, quoted
 from app.core.ingest.docx import DOCX_MIME, declared_entry_count, ingest_docx
 from app.core.ingest.folder import FOLDER_MIME, ingest_folder
 from app.core.ingest.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ingest_image, too_large_file
 from app.core.ingest.pdf import PDF_MIME, ingest_pdf, needs_password, render_pdf_pages
-from app.core.ingest.sniff import HEAD_BYTES, Family, Sniffed, sniff
+from app.core.ingest.sniff import HEAD_BYTES, Family, Sniffed, is_playlist, sniff
 from app.core.ingest.text import (
     MAX_TEXT_BYTES,
     binary_error,
@@ -121,7 +121,24 @@ def _ingest_one(
             return ingest_pdf(
                 path, name, source_path, blobs, file_size=info.st_size, password=password
             )
+        if sniffed.family is Family.VIDEO:
+            # FFmpeg reads the file by its path, in a child process (see `app.core.video`);
+            # imported here because `app.core.video` itself builds on this package.
+            from app.core.video.attachments import ingest_video
+
+            return ingest_video(path, name, source_path, sniffed, info.st_size, blobs)
+        if is_playlist(head):
+            return _playlist(name, source_path)
         return _dispatch(handle, head, sniffed, info.st_size, name, source_path, blobs)
+
+
+def _playlist(name: str, source_path: str) -> Attachment:
+    """A playlist names media elsewhere (often on the network); it is never given to FFmpeg."""
+    sentence = (
+        f"{quoted(name)} is a playlist (a list of links to media), not a video; open the video "
+        "file itself."
+    )
+    return failed(name, source_path, sentence, AttachmentKind.VIDEO, "audio/x-mpegurl")
 
 
 def _dispatch(
@@ -146,11 +163,6 @@ def _dispatch(
             "images — convert it to one of those."
         )
         return failed(name, source_path, sentence, AttachmentKind.IMAGE, sniffed.mime)
-    if family is Family.VIDEO:
-        sentence = f"{quoted(name)} is {sniffed.label}; video analysis comes in a later version."
-        return skipped(
-            name, source_path, AttachmentKind.VIDEO, sentence, sniffed.mime, size=file_size
-        )
     if family is Family.AUDIO:
         sentence = f"{quoted(name)} is {sniffed.label}; Scout Desk does not work with audio."
         return failed(name, source_path, sentence, AttachmentKind.DOCUMENT, sniffed.mime)

@@ -61,7 +61,17 @@ _SIMPLE_MAGIC: tuple[tuple[bytes, Sniffed], ...] = (
     (b"ID3", Sniffed(Family.AUDIO, "mp3", "audio/mpeg", "an MP3 audio file")),
     (b"OggS", Sniffed(Family.AUDIO, "ogg", "audio/ogg", "an Ogg audio file")),
     (b"fLaC", Sniffed(Family.AUDIO, "flac", "audio/flac", "a FLAC audio file")),
+    (b"FLV\x01", Sniffed(Family.VIDEO, "flv", "video/x-flv", "a Flash video")),
+    (b"\x00\x00\x01\xba", Sniffed(Family.VIDEO, "mpeg", "video/mpeg", "an MPEG video")),
+    (
+        b"\x30\x26\xb2\x75\x8e\x66\xcf\x11",
+        Sniffed(Family.VIDEO, "wmv", "video/x-ms-wmv", "a Windows Media video"),
+    ),
 )
+_MPEG_TS = Sniffed(Family.VIDEO, "ts", "video/mp2t", "an MPEG transport stream video")
+_TS_PACKET = 188
+# M3U/M3U8 playlists (HLS) are text that names media elsewhere, often on the network.
+_PLAYLIST_MAGIC = (b"#EXTM3U", b"\xef\xbb\xbf#EXTM3U")
 
 _RIFF: dict[bytes, Sniffed] = {
     b"WEBP": Sniffed(Family.IMAGE, "webp", "image/webp", "a WebP image"),
@@ -103,6 +113,8 @@ def sniff(head: bytes) -> Sniffed:
         if b"webm" in head[:64]:
             return Sniffed(Family.VIDEO, "webm", "video/webm", "a WebM video")
         return Sniffed(Family.VIDEO, "mkv", "video/x-matroska", "a Matroska video")
+    if all(head[i : i + 1] == b"\x47" for i in range(0, 3 * _TS_PACKET, _TS_PACKET)):
+        return _MPEG_TS  # a sync byte at the start of three packets in a row
     if _looks_like_bmp(head):
         return Sniffed(Family.IMAGE, "bmp", "image/bmp", "a BMP image")
     return _UNKNOWN
@@ -126,3 +138,8 @@ def _looks_like_bmp(head: bytes) -> bool:
     reserved_zero = head[6:10] == b"\x00\x00\x00\x00"
     info_size = int.from_bytes(head[14:18], "little")
     return reserved_zero and info_size in _BMP_HEADER_SIZES
+
+
+def is_playlist(head: bytes) -> bool:
+    """Whether a file is an M3U/HLS playlist (text naming media elsewhere, never a video)."""
+    return head.lstrip(b" \t\r\n").startswith(_PLAYLIST_MAGIC)

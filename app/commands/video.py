@@ -1,0 +1,222 @@
+"""`scout-desk video`: the same question about sampled frames of a clip, then a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.commands.common import (
+    cancel_on_interrupt,
+    fail,
+    model_dir_for,
+    open_store,
+    progress_printer,
+)
+from app.core import paths
+from app.core.ingest import ingest_path
+from app.core.ingest.common import quoted
+from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason
+from app.core.settings import Settings, load_settings
+from app.core.video.attachments import frame_refs, frames_to_attachments, info_from_detail
+from app.core.video.data import (
+    FrameResult,
+    Sampling,
+    SamplingMode,
+    VideoCancelled,
+    VideoError,
+    VideoInfo,
+)
+from app.core.video.run import run_json, save_frame_answer, save_summary
+from app.core.video.sampling import sample_frames
+from app.core.video.timecode import format_time
+from app.inference.engine import CancelToken, EngineError, ModelError, run_to_end
+from app.store.sessions import SessionStore
+
+if TYPE_CHECKING:
+    from app.inference.local_engine import LocalLlama4Engine
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
+#: Frames sampled when no mode is given.
+DEFAULT_FRAMES = 8
+#: Answer length per frame and for the summary unless --max-new-tokens says otherwise.
+FRAME_TOKENS, SUMMARY_TOKENS = 256, 512
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the `video` options (see ARCHITECTURE.md, the CLI contract)."""
+    parser.add_argument("file", type=Path, metavar="FILE")
+    parser.add_argument("question", metavar="QUESTION")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--frames", type=_frame_count, metavar="N",
+                      help=f"N frames spread over the clip (default {DEFAULT_FRAMES})")  # fmt: skip
+    mode.add_argument("--every", type=_seconds, metavar="SECONDS", help="one frame every SECONDS")
+    mode.add_argument("--scenes", action="store_true", help="the first frame of each scene")
+    parser.add_argument("--quantization", choices=("nf4", "int8", "bf16"), default=None)
+    parser.add_argument("--max-new-tokens", type=_frame_count, default=None, metavar="N")
+    parser.add_argument("--batch-size", type=_frame_count, default=None, metavar="N",
+                        help="frames per generate call (default 4)")  # fmt: skip
+    parser.add_argument("--fast", action="store_true", help="fewer image tiles per frame")
+    parser.add_argument("--no-save", action="store_true", help="do not keep this run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def _frame_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def sampling_from_args(args: argparse.Namespace) -> Sampling:
+    """The sampling the options ask for (N frames by default)."""
+    if args.scenes:
+        return Sampling(SamplingMode.SCENES, count=args.frames or 100)
+    if args.every:
+        return Sampling(SamplingMode.EVERY, every_s=args.every)
+    return Sampling(SamplingMode.COUNT, count=min(args.frames or DEFAULT_FRAMES, 500))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest and sample the clip, save the question, answer every frame, summarise."""
+    try:
+        data_dir = paths.data_dir(args.data_dir)
+        settings, _warnings = load_settings(paths.settings_file(data_dir))
+    except paths.DataDirError as error:
+        return fail(error.message, EXIT_FAILED)
+    model_dir = model_dir_for(args, settings)
+    if model_dir is None:
+        return fail(
+            "no model folder: pass --model DIR, set SCOUT_DESK_MODEL, or choose one in Settings",
+            ModelError.exit_code,
+        )
+    cancel = CancelToken()
+    with open_store(data_dir, keep=not args.no_save) as store, cancel_on_interrupt(cancel):
+        video = _ingest_video(args.file, store)
+        if video.status is AttachmentStatus.ERROR:
+            return fail(video.detail, EXIT_BAD_INPUT)
+        info = info_from_detail(video.detail)
+        assert info is not None  # ingest wrote the detail
+        try:
+            frames = sample_frames(
+                store.blobs.path(video.sha256 or ""), sampling_from_args(args), info,
+                name=video.name, cancelled=lambda: cancel.cancelled,
+            )  # fmt: skip
+        except VideoError as error:
+            return fail(error.message, EXIT_BAD_INPUT)
+        except VideoCancelled:
+            return fail("stopped before any frame was sampled", EXIT_OK)
+        if not frames:
+            return fail(f"no frame of {quoted(video.name)} could be decoded", EXIT_BAD_INPUT)
+        images = frames_to_attachments(frames, video.name, video.source_path, store.blobs)
+        used = [replace(a, status=AttachmentStatus.USED) for a in (video, *images)]
+        session = store.create_session()
+        question = store.add_user_message(session.id, args.question, used)
+        return _answer(args, settings, model_dir, store, session.id, question.attachments,
+                       info, cancel)  # fmt: skip
+
+
+def _ingest_video(path: Path, store: SessionStore) -> Attachment:
+    """The file as a VIDEO attachment, or an ERROR one saying why it is not one."""
+    [attachment] = ingest_path(path, store.blobs)
+    if attachment.status is AttachmentStatus.ERROR or attachment.kind is AttachmentKind.VIDEO:
+        return attachment
+    sentence = f"{quoted(attachment.name)} is not a video (it looks like {attachment.kind.value})."
+    return replace(attachment, status=AttachmentStatus.ERROR, detail=sentence)
+
+
+def _answer(
+    args: argparse.Namespace,
+    settings: Settings,
+    model_dir: Path,
+    store: SessionStore,
+    session_id: str,
+    attachments: tuple[Attachment, ...],
+    info: VideoInfo,
+    cancel: CancelToken,
+) -> int:
+    from app.inference.frames import DEFAULT_BATCH_SIZE, FAST_MAX_PATCHES, answer_frames
+    from app.inference.local_engine import LocalLlama4Engine
+
+    video_name = attachments[0].name
+    refs = frame_refs(attachments, store.blobs.path)
+    engine = LocalLlama4Engine(model_dir, quantization=args.quantization or settings.quantization)
+    results: list[FrameResult] = []
+    summary: str | None = None
+    try:
+        engine.load(progress_printer(quiet=args.json), cancel)
+        answers = answer_frames(
+            engine, args.question, refs, video_name, cancel,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+            max_new_tokens=args.max_new_tokens or FRAME_TOKENS,
+            temperature=settings.temperature, top_p=settings.top_p,
+            max_patches=FAST_MAX_PATCHES if args.fast else None,
+        )  # fmt: skip
+        for result in answers:
+            results.append(result)
+            save_frame_answer(store, session_id, result)
+            if not args.json:
+                print(f"{format_time(result.time_s)}  {' '.join(result.answer.split())}",
+                      flush=True)  # fmt: skip
+        if len(results) >= 2 and not cancel.cancelled:
+            summary = _summarise(args, settings, engine, store, session_id, results, info, cancel)
+    except EngineError as error:
+        return fail(error.message, error.exit_code)
+    finally:
+        engine.unload()
+    if args.json:
+        print(json.dumps(run_json(info, results, summary), ensure_ascii=False))
+    return EXIT_OK
+
+
+def _summarise(
+    args: argparse.Namespace,
+    settings: Settings,
+    engine: LocalLlama4Engine,
+    store: SessionStore,
+    session_id: str,
+    results: list[FrameResult],
+    info: VideoInfo,
+    cancel: CancelToken,
+) -> str | None:
+    """Stream the summary (unless --json), save it, and return it (None when stopped)."""
+    from app.inference.frames import summarize_frames
+
+    video_name = Path(args.file).name  # the name ingest gave the video attachment
+    parts: list[str] = []
+
+    def on_chunk(chunk: str) -> None:
+        parts.append(chunk)
+        if not args.json:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+    if not args.json:
+        print("Summary: ", end="", flush=True)
+    stream = summarize_frames(
+        engine, args.question, results, video_name, info.duration_s, cancel,
+        max_new_tokens=args.max_new_tokens or SUMMARY_TOKENS,
+        temperature=settings.temperature, top_p=settings.top_p,
+    )  # fmt: skip
+    result = run_to_end(stream, on_chunk)
+    text = "".join(parts)
+    save_summary(store, session_id, text, result.stop_reason, result.timings)
+    if not args.json:
+        print(flush=True)
+    return None if result.stop_reason is StopReason.CANCELLED else text

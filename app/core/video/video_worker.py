@@ -1,0 +1,147 @@
+"""Child-process side of video decoding: probe, sample frames, find scenes, one frame to preview.
+
+Run by `app.core.video.child.run_video_worker` as a script (`python -I video_worker.py`): it
+imports only the standard library, numpy, OpenCV and its two sibling modules `decode` and
+`scenes` — never `app` — and limits its own memory and CPU time first, so FFmpeg crashing or
+spinning on a hostile file costs this process only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# FFmpeg may only read local files: a crafted file must not make it open a network address.
+os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "protocol_whitelist;file,pipe"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> int:
+    """Read one JSON request on stdin, do it, write `result.json` into its `out_dir`."""
+    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    _limit_self(int(request["memory_bytes"]), int(request["cpu_seconds"]))
+    out_dir = Path(request["out_dir"])
+    try:
+        import decode
+
+        action = _ACTIONS[request["action"]]
+        result = action(decode, request, out_dir)
+    except MemoryError:
+        result = {"ok": False, "error": "memory"}
+    except Exception as exc:  # named failures carry a reason; anything else is "unknown"
+        reason = getattr(exc, "reason", None)
+        result = {"ok": False, "error": reason or "unknown", "message": repr(exc)}
+    _write_result(out_dir, result)
+    return 0
+
+
+def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
+    try:
+        import resource
+    except ImportError:  # Windows: the parent's timeout is the only guard
+        return
+    limits = (
+        (resource.RLIMIT_AS, memory_bytes),
+        (resource.RLIMIT_CPU, cpu_seconds),
+        (resource.RLIMIT_CORE, 0),
+    )
+    for which, value in limits:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(which, (value, value))
+
+
+def _deadline(request: dict[str, Any]) -> float:
+    return time.monotonic() + float(request["soft_deadline_s"])
+
+
+def _probe(decode: Any, request: dict[str, Any]) -> Any:
+    cap = decode.open_capture(request["path"])
+    try:
+        return decode.probe(cap, _deadline(request))
+    finally:
+        cap.release()
+
+
+def _info(found: Any) -> dict[str, Any]:
+    return {
+        "duration_s": found.duration_s,
+        "fps": found.fps,
+        "width": found.width,
+        "height": found.height,
+        "frame_count": found.frame_count,
+        "start_s": found.start_s,
+        "estimated": found.estimated,
+    }
+
+
+def _do_probe(decode: Any, request: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    return {"ok": True, "info": _info(_probe(decode, request))}
+
+
+class _FrameWriter:
+    """Writes each frame (and its thumbnail) as JPEG files and lists them for the answer."""
+
+    def __init__(self, decode: Any, request: dict[str, Any], out_dir: Path) -> None:
+        self.decode, self.out_dir = decode, out_dir
+        self.max_side = int(request["max_side"])
+        self.thumb_side = int(request.get("thumb_side") or 0)
+        self.quality = int(request.get("quality") or 90)
+        self.frames: list[dict[str, Any]] = []
+
+    def add(self, time_s: float, frame: Any) -> None:
+        number = len(self.frames)
+        data, width, height = self.decode.encode(frame, self.max_side, self.quality)
+        name = f"frame-{number:05d}.jpg"
+        (self.out_dir / name).write_bytes(data)
+        entry = {"file": name, "time_s": time_s, "width": width, "height": height, "thumb": ""}
+        if self.thumb_side:
+            thumb, _, _ = self.decode.encode(frame, self.thumb_side, 75)
+            entry["thumb"] = f"thumb-{number:05d}.jpg"
+            (self.out_dir / entry["thumb"]).write_bytes(thumb)
+        self.frames.append(entry)
+
+
+def _do_sample(decode: Any, request: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    path = request["path"]
+    writer = _FrameWriter(decode, request, out_dir)
+    times = sorted(float(t) for t in request["times"])
+    for when, frame in decode.frames_at(lambda: decode.open_capture(path), times, request["fps"]):
+        writer.add(when, frame)
+    return {"ok": True, "frames": writer.frames}
+
+
+def _do_scenes(decode: Any, request: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    import scenes
+
+    writer = _FrameWriter(decode, request, out_dir)
+    detector = scenes.SceneDetector(float(request["threshold"]), float(request["min_gap_s"]))
+    cap = decode.open_capture(request["path"])
+    try:
+        complete = decode.scan_scenes(cap, detector, request["fps"], _deadline(request), writer.add)
+    finally:
+        cap.release()
+    keep = set(scenes.strongest(detector.starts, int(request["max_frames"])))
+    frames = [f for f in writer.frames if f["time_s"] in keep]
+    scores = dict(detector.starts)
+    for entry in frames:
+        entry["score"] = min(scores[entry["time_s"]], 255.0)
+    return {"ok": True, "frames": frames, "complete": complete, "found": len(detector.starts)}
+
+
+_ACTIONS = {"probe": _do_probe, "sample": _do_sample, "scenes": _do_scenes}
+
+
+def _write_result(out_dir: Path, result: dict[str, Any]) -> None:
+    # Written then renamed: a child killed mid-write leaves no half answer for the parent.
+    partial = out_dir / "result.json.partial"
+    partial.write_text(json.dumps(result), encoding="utf-8")
+    partial.replace(out_dir / "result.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
