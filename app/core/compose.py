@@ -111,21 +111,44 @@ def build_turns(
                     text += format_document(document, number_lines=number_lines)
                     documents.append(document)
                     mark(sha, AttachmentStatus.USED)
+            elif attachment.kind is AttachmentKind.VIDEO:
+                # A clip reaches the model as frames sampled from it (image attachments of the
+                # same message named "clip.mp4 @ 00:12.400"); without any, it is left out.
+                framed = attachment.name in _videos_with_frames(message)
+                mark(sha, AttachmentStatus.USED if framed else AttachmentStatus.SKIPPED)
             else:
-                # Videos are not composed by this version.
                 mark(sha, AttachmentStatus.SKIPPED)
         if message.role is Role.USER:
             text += citation_instruction(documents, number_lines=number_lines)
-            text += _page_image_caption(image_names)
+            text += _image_caption(image_names)
         if not message.text:
             text = text.lstrip("\n")
         turns.append(ChatTurn(role=message.role, text=text, images=tuple(images)))
     return tuple(turns), statuses
 
 
-def _page_image_caption(image_names: Sequence[str]) -> str:
-    """Which PDF page each image is, when any is one (the engine puts images before the text)."""
-    if not any(parse_page_image_name(n) for n in image_names):
+def _videos_with_frames(message: Message) -> set[str]:
+    """Names of the videos that have sampled frames among this message's usable images."""
+    from app.core.video.timecode import parse_frame_name  # the video package is heavy to import
+
+    found = set()
+    for attachment in message.attachments:
+        if attachment.kind is AttachmentKind.IMAGE and attachment.status in _USABLE:
+            parsed = parse_frame_name(attachment.name)
+            if parsed:
+                found.add(parsed[0])
+    return found
+
+
+def _image_caption(image_names: Sequence[str]) -> str:
+    """Which PDF page or video frame each image is, when any is one.
+
+    The engine puts a turn's images before its text, so without this the model could not tell
+    page 12 from page 3, or the frame at 00:40 from the one at 00:05.
+    """
+    from app.core.video.timecode import parse_frame_name
+
+    if not any(parse_page_image_name(n) or parse_frame_name(n) for n in image_names):
         return ""
     listed = "; ".join(f"{i}: {name}" for i, name in enumerate(image_names, 1))
     return f"\n\n(The images above are, in order — {listed}.)"

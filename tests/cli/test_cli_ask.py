@@ -259,3 +259,23 @@ def test_a_password_protected_pdf_exits_3_naming_it(tmp_path, tiny_model, capsys
     assert main(_ask(tmp_path / "d", tiny_model, "--doc", str(pdf), "What?")) == 3
     err = capsys.readouterr().err
     assert "secret.pdf" in err and "password" in err.lower()
+
+
+def test_video_is_seen_through_five_frames_with_their_times(tmp_path, tiny_model, capsys):
+    from tests.core.test_core_video_clips import write_clip
+
+    clip = tmp_path / "clip.avi"
+    write_clip(clip)
+    args = ["--quantization", "bf16", "--video", str(clip), "--json", "What happens?"]
+    assert main(_ask(tmp_path / "d", tiny_model, *args)) == 0
+    report = json.loads(capsys.readouterr().out)
+    kinds = [(row["kind"], row["status"]) for row in report["attachments"]]
+    assert kinds == [("video", "used")] + [("image", "used")] * 5
+    assert all(row["tokens"] > 0 for row in report["attachments"][1:])
+    store = SessionStore.open(tmp_path / "d")
+    try:
+        question = store.messages(report["session_id"])[0]
+    finally:
+        store.close()
+    times = [a.name.rpartition(" @ ")[2] for a in question.attachments[1:]]
+    assert times == sorted(times) and len(set(times)) == 5  # spread over the clip, in order

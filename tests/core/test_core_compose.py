@@ -253,3 +253,28 @@ def test_a_missing_text_blob_is_skipped_not_fatal(blobs: BlobStore, tmp_path: Pa
 
     assert turns[0].text == "q"
     assert statuses == {"0" * 64: AttachmentStatus.SKIPPED}
+
+
+def test_video_frames_carry_their_times_and_mark_the_clip_used(tmp_path):
+    frames = []
+    for i, when in enumerate(["00:01.000", "00:03.500"]):
+        path = tmp_path / f"f{i}.jpg"
+        path.write_bytes(b"jpeg")
+        frames.append(
+            Attachment(
+                f"clip.mp4 @ {when}",
+                AttachmentKind.IMAGE,
+                AttachmentStatus.READY,
+                sha256=f"{i}" * 64,
+            )
+        )
+    clip = Attachment("clip.mp4", AttachmentKind.VIDEO, AttachmentStatus.READY, sha256="c" * 64)
+    lonely = Attachment("other.mp4", AttachmentKind.VIDEO, AttachmentStatus.READY, sha256="d" * 64)
+    message = Message("m", "s", Role.USER, "What happens?", 0.0, (clip, lonely, *frames))
+
+    [turn], statuses = build_turns([message], lambda sha: tmp_path / f"{sha[0]}.jpg")
+
+    assert len(turn.images) == 2
+    assert "clip.mp4 @ 00:01.000" in turn.text and "clip.mp4 @ 00:03.500" in turn.text
+    assert statuses["c" * 64] is AttachmentStatus.USED  # seen through its frames
+    assert statuses["d" * 64] is AttachmentStatus.SKIPPED  # no frames: the model never saw it
