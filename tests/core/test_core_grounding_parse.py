@@ -283,3 +283,13 @@ def test_hostile_text_is_fast_enough_and_safe() -> None:
     # Thousands of JSON openings and deep nesting must neither raise nor take long.
     for text in ("{" * 50_000, "[" * 50_000 + "{", '{"bbox": ' * 3000, "<bbox>" * 10_000):
         assert parse_boxes(text, (10, 10)) == []
+
+
+def test_names_that_end_in_box_or_area_keep_those_words() -> None:
+    answer = (
+        "- **Red box**: <BBOX>0.1,0.1,0.5,0.5</BBOX>\n"
+        "- The parking area is at [0.1, 0.2, 0.3, 0.4]\n"
+        "- Ruler bounding box: [0.2, 0.2, 0.4, 0.4]\n"
+    )
+    labels = [b.label for b in parse_boxes(answer, (100, 100))]
+    assert labels == ["Red box", "parking area", "Ruler"]

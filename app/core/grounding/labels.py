@@ -12,13 +12,14 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _HEADING = re.compile(r"^\s*#{1,6}\s+")
 _EDGE_JUNK = " \t\"'“”‘’`()[]{}:;,.!?=*_#>|–—-"
-# Words that end a phrase leading up to coordinates ("the ruler is located at [..]").
+# Words that end a phrase leading up to coordinates ("the ruler is located at [..]"). A bare
+# "box" or "area" is not among them: it is part of many names ("red box", "parking area").
 _TRAILING = re.compile(
     r"(?:\b(?:is|are|was|at|located|found|positioned|situated|placed|lies|sits|appears|"
     r"can\s+be|be|in|on|with|within|of|its|their|has|have|here|there|near|around|from|to|"
     r"between|spans?|extends?|covers?|occupies|"
-    r"approximately|about|roughly|coordinates|coords|bounding\s+box(?:es)?|bbox|box|"
-    r"region|area|position|location)|[:=→-])\s*$",
+    r"approximately|about|roughly|coordinates|coords|bounding\s+box(?:es)?|bbox|"
+    r"region|position|location)|[:=→-])\s*$",
     re.IGNORECASE,
 )
 _LEADING = re.compile(
