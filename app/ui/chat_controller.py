@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPixmap
@@ -22,9 +22,12 @@ from app.core.settings import Settings
 from app.inference.engine import Engine, EngineStatus, GenerationRequest, GenerationResult
 from app.store.db import StoreError
 from app.store.sessions import SessionStore
+from app.ui.background import BackgroundTasks
 from app.ui.chat_view import ChatView
+from app.ui.chunked_answers import ChunkedAnswers, Stream
 from app.ui.composer import Composer
 from app.ui.grounding_flow import answer_boxes, expand_locate_turns, prepare_question
+from app.ui.map_reduce import MapReduceRun
 from app.ui.status_bar import StatusBar
 from app.ui.thumbnails import ThumbnailCache
 from app.ui.worker import InferenceWorker
@@ -37,20 +40,7 @@ EngineBuilder = Callable[[Settings], Engine]
 CHECKPOINT_MS = 1000  # a crash loses at most about a second of a streaming answer
 
 
-@dataclass
-class _Stream:
-    """The answer being written: its stored message and the text received so far."""
-
-    message: Message
-    parts: list[str] = field(default_factory=list)
-    saved: str = ""
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-class ChatController(QObject):
+class ChatController(ChunkedAnswers, QObject):
     """The conversation logic behind the window; views only show, the store only stores.
 
     Args:
@@ -72,6 +62,8 @@ class ChatController(QObject):
     message_posted = Signal(str)
     #: Message: an answer ended and was saved (with the boxes found in it).
     answer_finished = Signal(object)
+    #: EngineStatus | None: the model was loaded (with its memory) or unloaded (None).
+    engine_status_changed = Signal(object)
 
     def __init__(
         self,
@@ -97,7 +89,11 @@ class ChatController(QObject):
         self._shut_down = False
         self._session_id: str | None = None
         self._editing_id: str | None = None
-        self._stream: _Stream | None = None
+        self._stream: Stream | None = None
+        self._chunked: MapReduceRun | None = None
+        self._tasks = BackgroundTasks(1, self)
+        #: Says why a plain send must wait (over the context budget); set by the window.
+        self.budget_refusal: Callable[[], str | None] = lambda: None
         self._thumbs = ThumbnailCache(store.blobs.path)
         self._checkpoint_timer = QTimer(self)
         self._checkpoint_timer.setInterval(CHECKPOINT_MS)
@@ -134,6 +130,7 @@ class ChatController(QObject):
         worker.load_progressed.connect(self._status.set_load_progress)
         worker.load_finished.connect(self._on_worker_load_finished)
         worker.load_failed.connect(self._on_worker_load_failed)
+        worker.unload_finished.connect(self._on_worker_unload_finished)
         worker.chunk_received.connect(self._on_worker_chunk_received)
         worker.generation_finished.connect(self._on_worker_generation_finished)
         worker.generation_failed.connect(self._on_worker_generation_failed)
@@ -239,9 +236,21 @@ class ChatController(QObject):
         if refusal is None:
             # The chat shown is the history a Locate may take its image from.
             text, refusal = prepare_question(text, attachments, self._view.messages())
+        if refusal is None and from_composer:
+            refusal = self.budget_refusal()  # the meter counts the composer's draft
         if refusal is not None:
             self._composer.show_notice(refusal, kind="error")
             return False
+        saved = self._save_question(text, attachments, from_composer)
+        if saved is None:
+            return False
+        session_id, user, edited = saved
+        return self._start_answer(session_id, None if edited else user)
+
+    def _save_question(
+        self, text: str, attachments: list[Attachment], from_composer: bool
+    ) -> tuple[str, Message, bool] | None:
+        """Commit the question (replacing an edited one); (session, message, edited) or None."""
         editing_id = self._editing_id if from_composer else None
         try:
             if editing_id is not None:
@@ -250,8 +259,7 @@ class ChatController(QObject):
             user = self._store.add_user_message(session_id, text, attachments)
         except StoreError as exc:
             self._composer.show_notice(f"Not sent: {exc.message}", kind="error")
-            return False
-        edited = editing_id is not None
+            return None
         created = session_id != self._session_id
         self._session_id = session_id
         if from_composer:
@@ -261,10 +269,21 @@ class ChatController(QObject):
         self.sessions_changed.emit()
         if created:
             self.session_opened.emit(session_id)
-        return self._start_answer(session_id, None if edited else user)
+        return session_id, user, editing_id is not None
+
+    def history_for_draft(self) -> list[Message]:
+        """The messages a send from the composer would follow (before an edited one)."""
+        messages = self._view.messages()
+        if self._editing_id is not None:
+            ids = [m.id for m in messages]
+            if self._editing_id in ids:
+                return messages[: ids.index(self._editing_id)]
+        return messages
 
     def stop(self) -> None:
         """Stop the answer being written (it is kept, marked as cancelled)."""
+        if self._chunked is not None:
+            self._chunked.cancel()  # ends at once between chunks; else when the step stops
         if self._stream is not None and self._worker is not None:
             self._worker.cancel()
 
@@ -333,11 +352,14 @@ class ChatController(QObject):
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Cancel and save a streaming answer as cancelled, then stop and join the worker thread."""
         self._shut_down = True
+        if self._chunked is not None:
+            self._chunked.cancel()
         if self._stream is not None:
             if self._worker is not None:
                 self._worker.cancel()
             self._finish(StopReason.CANCELLED, None, "")
         self._stop_worker(timeout_ms)
+        self._tasks.shutdown(timeout_ms)
 
     def thumbnail_for(self, attachment: Attachment) -> QPixmap | None:
         """A small picture of an image attachment (cached), or None for other kinds."""
@@ -384,7 +406,7 @@ class ChatController(QObject):
             self._view.set_messages(history, self.thumbnail_for)
         else:
             self._view.add_message(history[-1])
-        self._stream = _Stream(assistant)
+        self._stream = Stream(assistant)
         self._view.begin_stream(assistant)
         request = GenerationRequest(
             turns=turns,
@@ -429,13 +451,20 @@ class ChatController(QObject):
         if live and stream is not None:
             self._view.begin_stream(replace(stream.message, text=stream.text))
 
-    def _finish(self, reason: StopReason, timings: Timings | None, error: str) -> None:
+    def _finish(
+        self, reason: StopReason, timings: Timings | None, error: str, text: str | None = None
+    ) -> None:
         stream = self._stream
         if stream is None:
             return
         self._stream = None
+        if self._chunked is not None:
+            self._chunked.done = True  # whatever ended it, the run sends nothing more
+            self._chunked.deleteLater()
+            self._chunked = None
+            self._composer.chunk_progress.end()
         self._checkpoint_timer.stop()
-        text = stream.text
+        text = stream.text if text is None else text
         final = replace(stream.message, text=text, stop_reason=reason, timings=timings, error=error)
         final = replace(final, boxes=answer_boxes(self._store.messages, final))
         try:
@@ -470,6 +499,10 @@ class ChatController(QObject):
     def _on_worker_load_finished(self, status: EngineStatus) -> None:
         self._load_error = ""
         self._status.set_engine_status(status)
+        self.engine_status_changed.emit(status)
+
+    def _on_worker_unload_finished(self) -> None:
+        self.engine_status_changed.emit(None)
 
     def _on_worker_load_failed(self, message: str) -> None:
         self._load_error = message
@@ -477,6 +510,9 @@ class ChatController(QObject):
         self.message_posted.emit(f"The model is not available: {message}")
 
     def _on_worker_chunk_received(self, request_id: str, text: str) -> None:
+        if self._chunked is not None and self._chunked.owns(request_id):
+            self._chunked.on_chunk(request_id, text)
+            return
         stream = self._stream
         if stream is None or stream.message.id != request_id:
             return
@@ -485,10 +521,16 @@ class ChatController(QObject):
             self._view.append_stream(request_id, text)
 
     def _on_worker_generation_finished(self, request_id: str, result: GenerationResult) -> None:
+        if self._chunked is not None and self._chunked.owns(request_id):
+            self._chunked.on_finished(request_id, result)
+            return
         if self._stream is not None and self._stream.message.id == request_id:
             self._finish(result.stop_reason, result.timings, "")
 
     def _on_worker_generation_failed(self, request_id: str, message: str) -> None:
+        if self._chunked is not None and self._chunked.owns(request_id):
+            self._chunked.on_failed(request_id, message)
+            return
         if self._stream is not None and self._stream.message.id == request_id:
             self.message_posted.emit(f"The answer failed: {message}")
             self._finish(StopReason.ERROR, None, message)

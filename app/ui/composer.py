@@ -18,6 +18,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.attachment_chips import AttachmentChips
+from app.ui.chunk_progress import ChunkProgress
+from app.ui.context_meter import ContextMeterBar
+from app.ui.document_options import PasswordPrompt, ask_pdf_password
 from app.ui.ingest_pool import IngestPool
 
 _MIN_LINES = 2
@@ -93,6 +96,8 @@ class Composer(QWidget):
     edit_cancelled = Signal()
     #: the user asked to locate something in an image (Locate button).
     locate_requested = Signal()
+    #: the typed text or the attachments changed (the context meter counts again).
+    draft_changed = Signal()
 
     def __init__(self, ingest: IngestPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,6 +105,10 @@ class Composer(QWidget):
         self._ingest = ingest
         ingest.ingest_finished.connect(self._on_ingest_finished)
         self._editing = False
+        # Ingest jobs of dropped paths, so an encrypted PDF can be read again with its password.
+        self._jobs: dict[int, tuple[Path, str | None]] = {}
+        #: Asks for a PDF's password; tests replace it to answer without a dialog.
+        self.ask_password: PasswordPrompt = ask_pdf_password
 
         self.notice = QLabel(self)
         self.notice.setObjectName("ComposerNotice")
@@ -126,6 +135,11 @@ class Composer(QWidget):
         self.editor.paths_pasted.connect(self.attach_paths)
         self.editor.image_pasted.connect(self.attach_image)
         self.editor.document().contentsChanged.connect(self._fit_height)
+        self.editor.textChanged.connect(self.draft_changed)
+        self.chips.changed.connect(self.draft_changed)
+        self.meter = ContextMeterBar(self)
+        self.chunk_progress = ChunkProgress(self)
+        self.chunk_progress.cancel_requested.connect(self.stop_requested)
 
         self.attach_button = QPushButton("Attach…", self)
         self.attach_button.setObjectName("AttachButton")
@@ -170,6 +184,8 @@ class Composer(QWidget):
         inside.setSpacing(6)
         inside.addWidget(self.chips)
         inside.addWidget(self.editor)
+        inside.addWidget(self.meter)
+        inside.addWidget(self.chunk_progress)
         inside.addLayout(buttons)
 
         layout = QVBoxLayout(self)
@@ -246,6 +262,7 @@ class Composer(QWidget):
         """Queue files and folders for reading; each gets a chip at once."""
         for path in paths:
             job_id = self._ingest.submit_path(path)
+            self._jobs[job_id] = (path, None)
             self.chips.add_pending(job_id, path.name or str(path))
 
     def attach_image(self, image: QImage) -> None:
@@ -254,7 +271,21 @@ class Composer(QWidget):
         self.chips.add_pending(job_id, "pasted image")
 
     def _on_ingest_finished(self, job_id: int, attachments: object) -> None:
-        self.chips.resolve(job_id, list(attachments))  # type: ignore[call-overload]
+        found = list(attachments)  # type: ignore[call-overload]
+        job = self._jobs.pop(job_id, None)
+        if job is not None and len(found) == 1 and self.chips.is_pending(job_id):
+            # Imported here: ingest has been loaded on the pool by now, start-up needs none of it.
+            from app.core.ingest.pdf import needs_password
+
+            if needs_password(found[0]):
+                path, given = job
+                password = self.ask_password(self.window(), found[0].name, given is not None)
+                if password and self.chips.is_pending(job_id):
+                    retry = self._ingest.submit_path(path, password)
+                    self._jobs[retry] = (path, password)
+                    self.chips.rekey(job_id, retry)
+                    return
+        self.chips.resolve(job_id, found)
 
     def _on_locate_clicked(self) -> None:
         self.locate_requested.emit()

@@ -62,17 +62,31 @@ class IngestPool(QObject):
         self._next_id = 0
         self._pending: set[int] = set()
 
-    def submit_path(self, path: Path) -> int:
+    def submit_path(self, path: Path, password: str | None = None) -> int:
         """Ingest a file or a folder in the background.
 
         Args:
             path: what the user dropped, pasted or picked.
+            password: for an encrypted PDF, once the user gave it.
 
         Returns:
             The job id `ingest_finished` will carry.
         """
         blobs = self._blobs
-        return self._submit(path.name or str(path), lambda: _ingest(path, blobs))
+        return self._submit(path.name or str(path), lambda: _ingest(path, blobs, password))
+
+    def submit_call(self, name: str, work: Callable[[object], list[Attachment]]) -> int:
+        """Run other attachment work on the pool (render PDF pages, store a trimmed document).
+
+        Args:
+            name: what the work is about, for the error attachment if it raises.
+            work: called with the blob sink on a pool thread; returns attachments.
+
+        Returns:
+            The job id `ingest_finished` will carry.
+        """
+        blobs = self._blobs
+        return self._submit(name, lambda: list(work(blobs)))
 
     def submit_image(self, image: QImage) -> int:
         """Save a pasted clipboard image as PNG and ingest it in the background.
@@ -109,12 +123,12 @@ class IngestPool(QObject):
         self.ingest_finished.emit(job_id, attachments)
 
 
-def _ingest(path: Path, blobs: object) -> list[Attachment]:
+def _ingest(path: Path, blobs: object, password: str | None = None) -> list[Attachment]:
     # Imported here, on the pool thread: ingest pulls in Pillow and friends, which start-up
     # does not need.
     from app.core.ingest import ingest_path
 
-    return list(ingest_path(path, blobs))  # type: ignore[arg-type]
+    return list(ingest_path(path, blobs, password=password))  # type: ignore[arg-type]
 
 
 def _ingest_image(image: QImage, name: str, blobs: object) -> list[Attachment]:

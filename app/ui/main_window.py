@@ -29,6 +29,7 @@ from app.ui.attachment_chips import preview_attachment
 from app.ui.chat_controller import ChatController, EngineBuilder
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer, local_paths
+from app.ui.documents_controller import DocumentsController
 from app.ui.grounding_controller import GroundingController
 from app.ui.image_viewer import ImageViewer
 from app.ui.ingest_pool import IngestPool
@@ -106,6 +107,17 @@ class MainWindow(QMainWindow):
             self.composer,
             self.image_viewer,
             self.image_dock,
+            parent=self,
+        )
+        self.documents = DocumentsController(
+            store,
+            self.controller,
+            self.chat_view,
+            self.composer,
+            self.ingest,
+            self.image_viewer,
+            self.image_dock,
+            self.effective_settings,
             parent=self,
         )
         self._build_layout()
@@ -193,6 +205,7 @@ class MainWindow(QMainWindow):
         c.generating_changed.connect(self.stop_action.setEnabled)
         c.message_posted.connect(self._post)
         self.grounding.message_posted.connect(self._post)
+        self.documents.message_posted.connect(self._post)
         self.sidebar.session_activated.connect(c.open_session)
         self.sidebar.search_hit_activated.connect(self._on_sidebar_search_hit_activated)
         self.sidebar.new_chat_requested.connect(c.new_chat)
@@ -233,6 +246,7 @@ class MainWindow(QMainWindow):
             self.composer.clear_notice()
             self.controller.restart_engine()
         self._update_welcome()
+        self.documents.meter.schedule()  # another model or answer length changes the budget
         return True
 
     def open_settings(self) -> None:
@@ -342,4 +356,5 @@ class MainWindow(QMainWindow):
         if app is not None:
             app.removeEventFilter(self)
         self.controller.shutdown()
+        self.documents.shutdown()
         self.ingest.shutdown()

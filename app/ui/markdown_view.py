@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: The only link schemes handed to the system browser.
 OPENABLE_SCHEMES = frozenset({"http", "https"})
+#: Citation links ("[report.pdf p. 12]"), opened inside the app and never by the system.
+CITATION_SCHEME = "scout-cite"
 
 
 def link_text(url: QUrl) -> str:
@@ -85,7 +87,8 @@ class SafeMarkdownView(QTextBrowser):
     It never loads a resource: the view and its document answer nothing for every URL, and images
     are laid out as nothing, so an `<img src>` naming a local file or a web address reads nothing
     (`render_markdown` emits no images in the first place; this is the second wall). A clicked
-    link is offered to the browser only if it is http(s) and the user says yes to `confirm_link`.
+    link is offered to the browser only if it is http(s) and the user says yes to `confirm_link`;
+    a citation link (`scout-cite:`, put there by `citation_links`) is only reported.
 
     Attributes:
         confirm_link: asks the user about a link; tests replace it to answer without a dialog.
@@ -96,6 +99,8 @@ class SafeMarkdownView(QTextBrowser):
     link_activated = Signal(QUrl)
     #: QUrl: a link was handed to the system browser.
     link_opened = Signal(QUrl)
+    #: QUrl: a citation link (scout-cite:) was clicked; the app opens the source itself.
+    citation_activated = Signal(QUrl)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -205,4 +210,7 @@ class SafeMarkdownView(QTextBrowser):
 
     def _on_self_anchor_clicked(self, url: QUrl) -> None:
         self.link_activated.emit(url)
+        if url.scheme().lower() == CITATION_SCHEME:
+            self.citation_activated.emit(url)  # handled in the app; never the system's business
+            return
         self.open_link(url)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
@@ -19,10 +20,13 @@ from PySide6.QtWidgets import (
 from app.core.messages import Attachment, AttachmentKind, Message, Role, StopReason, Timings
 from app.ui.answer_links import AnswerLinker
 from app.ui.attachment_chip import AttachmentChip, ThumbnailFor
+from app.ui.chunk_notes import split_chunk_notes
+from app.ui.citation_links import link_citations
 from app.ui.markdown_view import SafeMarkdownView
 from app.ui.overlay_render import colour_of, label_colours
 from app.ui.theme import is_dark
 
+_NOTE_HEADS = re.compile(r"^\*\*\d+\. ", re.MULTILINE)  # "**3. report.pdf pp. 25–36**"
 _STOP_WORDS = {
     StopReason.LENGTH: "cut at max tokens",
     StopReason.TIME: "stopped at the time limit",
@@ -87,6 +91,8 @@ class MessageWidget(QFrame):
     boxes_requested = Signal(str)
     #: (str, int): the message id and the box whose words are under the pointer (-1: none).
     box_hovered = Signal(str, int)
+    #: (str, QUrl): the message id and the citation link clicked in it (scout-cite:).
+    citation_activated = Signal(str, QUrl)
 
     def __init__(
         self,
@@ -100,6 +106,10 @@ class MessageWidget(QFrame):
         self._parts: list[str] = []
         self._streaming = False
         self._linker: AnswerLinker | None = None
+        self._known_files: frozenset[str] = frozenset()
+        self._answer_text = ""  # what the main view shows (the chunk notes are folded apart)
+        self._notes_text = ""
+        self.citations = 0
         self.setObjectName("messageBubble")
         self.setProperty("role", str(message.role))
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -132,8 +142,19 @@ class MessageWidget(QFrame):
         self._chips.setContentsMargins(0, 0, 0, 0)
         self._chips.addStretch(1)
         self._view = SafeMarkdownView(self)
-        if is_dark():  # a light code background would glare in a dark window
-            self._view.code_style = "monokai"
+        # The notes of an answer given chunk by chunk, folded under a button.
+        self._chunk_toggle = QPushButton(self)
+        self._chunk_toggle.setObjectName("chunkNotesToggle")
+        self._chunk_toggle.setFlat(True)
+        self._chunk_toggle.setCheckable(True)
+        self._chunk_toggle.toggled.connect(self._on_chunk_toggle_toggled)
+        self._chunk_view = SafeMarkdownView(self)
+        self._chunk_view.setObjectName("chunkNotes")
+        self._chunk_view.setAccessibleName("Notes taken chunk by chunk")
+        for view in (self._view, self._chunk_view):
+            view.citation_activated.connect(self._on_view_citation_activated)
+            if is_dark():  # a light code background would glare in a dark window
+                view.code_style = "monokai"
         self._footer = QLabel()
         self._footer.setObjectName("messageFooter")
         self._error = QLabel()
@@ -150,6 +171,8 @@ class MessageWidget(QFrame):
         layout.addLayout(header)
         layout.addWidget(self._chips_box)
         layout.addWidget(self._view)
+        layout.addWidget(self._chunk_toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self._chunk_view)
         layout.addWidget(self._notes)
         layout.addWidget(self._footer)
         layout.addWidget(self._error)
@@ -233,6 +256,28 @@ class MessageWidget(QFrame):
         self._notes.setText("\n".join(f"⚠ {note}" for note in notes))
         self._notes.setVisible(bool(notes))
 
+    def set_citations(self, known_files: Collection[str]) -> int:
+        """Make the answer's citations of these files links that open the source.
+
+        Args:
+            known_files: the files of the documents attached in the conversation.
+
+        Returns:
+            How many citations were linked (kept when the message is shown again).
+        """
+        self._known_files = frozenset(known_files)
+        return self._link_citations()
+
+    @property
+    def chunk_notes_view(self) -> SafeMarkdownView:
+        """The folded notes of an answer given chunk by chunk (hidden until unfolded)."""
+        return self._chunk_view
+
+    @property
+    def chunk_notes_toggle(self) -> QPushButton:
+        """The button that unfolds the chunk notes."""
+        return self._chunk_toggle
+
     @property
     def linker(self) -> AnswerLinker | None:
         """What links this answer's words to its boxes (None: no boxes linked)."""
@@ -273,10 +318,14 @@ class MessageWidget(QFrame):
         self._parts = [message.text] if message.text else []
         self._streaming = message.role is Role.ASSISTANT and message.stop_reason is None
         self._set_chips(message)
+        self._answer_text, self._notes_text = message.text, ""
         if self._streaming:
             self._view.set_plain(message.text)
         else:
-            self._view.set_markdown(message.text)
+            self._answer_text, self._notes_text = split_chunk_notes(message.text)
+            self._view.set_markdown(self._answer_text)
+        self._show_chunk_notes()
+        self._link_citations()
         footer = footer_text(message)
         self._footer.setText(footer)
         self._footer.setVisible(bool(footer))
@@ -302,6 +351,36 @@ class MessageWidget(QFrame):
             )
             self._chips.insertWidget(index, chip)
         self._chips_box.setVisible(bool(message.attachments))
+
+    def _show_chunk_notes(self) -> None:
+        has_notes = bool(self._notes_text)
+        self._chunk_toggle.setVisible(has_notes)
+        if has_notes:
+            count = len(_NOTE_HEADS.findall(self._notes_text))
+            self._chunk_toggle.setText(f"▸ Notes taken on each chunk ({count})")
+            self._chunk_view.set_markdown(self._notes_text)
+        self._chunk_toggle.blockSignals(True)
+        self._chunk_toggle.setChecked(False)
+        self._chunk_toggle.blockSignals(False)
+        self._chunk_view.setVisible(False)
+
+    def _link_citations(self) -> int:
+        if self._streaming or not self._known_files:
+            self.citations = 0
+            return 0
+        linked = link_citations(self._view, self._answer_text, self._known_files)
+        if self._notes_text:
+            linked += link_citations(self._chunk_view, self._notes_text, self._known_files)
+        self.citations = len(linked)
+        return self.citations
+
+    def _on_chunk_toggle_toggled(self, shown: bool) -> None:
+        self._chunk_view.setVisible(shown)
+        arrow = "▾" if shown else "▸"
+        self._chunk_toggle.setText(arrow + self._chunk_toggle.text()[1:])
+
+    def _on_view_citation_activated(self, url: QUrl) -> None:
+        self.citation_activated.emit(self._message.id, url)
 
     def _action_button(self, text: str, accessible: str, slot: object) -> QPushButton:
         button = QPushButton(text, self)

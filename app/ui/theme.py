@@ -103,6 +103,21 @@ _STYLE_SHEET = Template("""
 #AttachmentChip[state="error"], #AttachmentChip[state="skipped"] {
     border-color: palette(bright-text); background: $error_bg; }
 #AttachmentChip QToolButton { border: none; padding: 0px 2px; background: none; }
+#ChipOptions { font-weight: 600; }
+#ContextMeterLabel, #ChunkProgressLabel { color: $muted; }
+#ContextMeterLabel[level="over"] { color: palette(bright-text); font-weight: 600; }
+#ContextMeterBar { border: none; border-radius: 3px; background: palette(midlight); }
+#ContextMeterBar::chunk { border-radius: 3px; background: palette(highlight); }
+#ContextMeterBar[level="warn"]::chunk { background: #e0a100; }
+#ContextMeterBar[level="over"]::chunk { background: palette(bright-text); }
+#ChunkProgressBar { border: none; border-radius: 3px; background: palette(midlight);
+                    max-height: 6px; }
+#ChunkProgressBar::chunk { border-radius: 3px; background: palette(highlight); }
+QPushButton#ChunkedButton { border: 1px solid palette(highlight); color: palette(highlight);
+                            border-radius: 6px; padding: 3px 10px; font-weight: 600; }
+QPushButton#MeterDropButton, QPushButton#ChunkCancelButton {
+    border: 1px solid palette(mid); border-radius: 6px; padding: 3px 10px; }
+#messageBubble QPushButton#chunkNotesToggle { color: palette(highlight); padding: 2px 0px; }
 #WelcomeTitle { font-size: 20pt; font-weight: 600; }
 #WelcomeCard { border: 1px solid palette(mid); border-radius: 12px;
                background: palette(alternate-base); }
