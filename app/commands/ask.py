@@ -12,11 +12,10 @@ from pathlib import Path
 from app.commands.common import (
     cancel_on_interrupt,
     fail,
-    model_dir_for,
+    model_run,
     open_store,
     progress_printer,
 )
-from app.core import paths
 from app.core.compose import build_turns
 from app.core.documents import (
     Document,
@@ -35,12 +34,11 @@ from app.core.messages import (
     StopReason,
     Timings,
 )
-from app.core.settings import Settings, load_settings
+from app.core.settings import Settings
 from app.inference.engine import (
     CancelToken,
     EngineError,
     GenerationRequest,
-    ModelError,
 )
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
@@ -72,18 +70,11 @@ def _positive_int(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest, save the question, load the model, stream the answer; return the exit code."""
-    try:
-        data_dir = paths.data_dir(args.data_dir)
-        settings, _warnings = load_settings(paths.settings_file(data_dir))
-    except paths.DataDirError as error:
-        return fail(error.message, EXIT_FAILED)
-    model_dir = model_dir_for(args, settings)
-    if model_dir is None:
-        return fail(
-            "no model folder: pass --model DIR, set SCOUT_DESK_MODEL, or choose one in Settings",
-            ModelError.exit_code,
-        )
-    with open_store(data_dir, keep=not args.no_save) as store:
+    setup = model_run(args)
+    if isinstance(setup, int):
+        return setup
+    settings, model_dir = setup.settings, setup.model_dir
+    with open_store(setup.data_dir, keep=not args.no_save) as store:
         attachments = _ingest(args, store)
         broken = [a for a in attachments if a.status is AttachmentStatus.ERROR]
         if broken:

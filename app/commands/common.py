@@ -8,15 +8,49 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.core import paths
-from app.core.settings import Settings
-from app.inference.engine import CancelToken, LoadProgress
+from app.core.settings import Settings, load_settings
+from app.inference.engine import CancelToken, LoadProgress, ModelError
 from app.store.db import StoreError
 from app.store.sessions import SessionStore
 
 EXIT_FAILED = 1
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """Where a command that runs the model finds its data, settings and model."""
+
+    data_dir: Path
+    settings: Settings
+    model_dir: Path
+
+
+def model_run(args: argparse.Namespace) -> ModelRun | int:
+    """The data folder, settings and model folder for `args`, or the exit code after saying why not.
+
+    Args:
+        args: the parsed command line (`--data-dir`, `--model`).
+
+    Returns:
+        The `ModelRun`, or an exit code once the problem has been printed: `EXIT_FAILED` for an
+        unusable data folder, `ModelError.exit_code` when no model folder is known.
+    """
+    try:
+        data_dir = paths.data_dir(args.data_dir)
+        settings, _warnings = load_settings(paths.settings_file(data_dir))
+    except paths.DataDirError as error:
+        return fail(error.message, EXIT_FAILED)
+    model_dir = model_dir_for(args, settings)
+    if model_dir is None:
+        return fail(
+            "no model folder: pass --model DIR, set SCOUT_DESK_MODEL, or choose one in Settings",
+            ModelError.exit_code,
+        )
+    return ModelRun(data_dir, settings, model_dir)
 
 
 def model_dir_for(args: argparse.Namespace, settings: Settings) -> Path | None:

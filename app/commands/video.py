@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING
 from app.commands.common import (
     cancel_on_interrupt,
     fail,
-    model_dir_for,
+    model_run,
     open_store,
     progress_printer,
 )
-from app.core import paths
 from app.core.ingest import ingest_path
 from app.core.ingest.common import quoted
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason
-from app.core.settings import Settings, load_settings
+from app.core.settings import Settings
 from app.core.video.attachments import frame_refs, frames_to_attachments, info_from_detail
 from app.core.video.data import (
     FrameResult,
@@ -33,7 +32,7 @@ from app.core.video.data import (
 from app.core.video.run import run_json, save_frame_answer, save_summary
 from app.core.video.sampling import sample_frames
 from app.core.video.timecode import format_time
-from app.inference.engine import CancelToken, EngineError, ModelError, run_to_end
+from app.inference.engine import CancelToken, EngineError, run_to_end
 from app.store.sessions import SessionStore
 
 if TYPE_CHECKING:
@@ -95,19 +94,12 @@ def sampling_from_args(args: argparse.Namespace) -> Sampling:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest and sample the clip, save the question, answer every frame, summarise."""
-    try:
-        data_dir = paths.data_dir(args.data_dir)
-        settings, _warnings = load_settings(paths.settings_file(data_dir))
-    except paths.DataDirError as error:
-        return fail(error.message, EXIT_FAILED)
-    model_dir = model_dir_for(args, settings)
-    if model_dir is None:
-        return fail(
-            "no model folder: pass --model DIR, set SCOUT_DESK_MODEL, or choose one in Settings",
-            ModelError.exit_code,
-        )
+    setup = model_run(args)
+    if isinstance(setup, int):
+        return setup
+    settings, model_dir = setup.settings, setup.model_dir
     cancel = CancelToken()
-    with open_store(data_dir, keep=not args.no_save) as store, cancel_on_interrupt(cancel):
+    with open_store(setup.data_dir, keep=not args.no_save) as store, cancel_on_interrupt(cancel):
         video = _ingest_video(args.file, store)
         if video.status is AttachmentStatus.ERROR:
             return fail(video.detail, EXIT_BAD_INPUT)

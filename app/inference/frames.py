@@ -179,7 +179,12 @@ def _run_batch(
     """Generate the answers of one batch; an out-of-memory error comes out as `MemoryError`."""
     import torch
 
-    from app.inference.llama4_generate import Outcome, make_stop_criteria
+    from app.inference.llama4_generate import (
+        Outcome,
+        eos_ids,
+        is_out_of_memory,
+        make_stop_criteria,
+    )
     from app.inference.llama4_loading import release_memory
 
     inputs = _batch_inputs(loaded, question, batch, video_name, max_patches)
@@ -201,7 +206,7 @@ def _run_batch(
                 **inputs, generation_config=config, stopping_criteria=[criteria]
             )
     except Exception as error:
-        if not _is_out_of_memory(error):
+        if not is_out_of_memory(error):
             raise
         del error  # its traceback holds the activations; let them go before freeing
         inputs.clear()
@@ -209,7 +214,7 @@ def _run_batch(
         raise MemoryError from None
     prompt_length = inputs["input_ids"].shape[1]
     new_tokens = out.sequences[:, prompt_length:].tolist()
-    eos = set(_as_list(config.eos_token_id))
+    eos = eos_ids(config)
     tokenizer = loaded.processor.tokenizer
     results = []
     for frame, tokens in zip(batch, new_tokens, strict=True):
@@ -286,19 +291,3 @@ def _batch_inputs(
         "attention_mask": encoded["attention_mask"].to(device),
         "pixel_values": encoded["pixel_values"].to(device=device, dtype=vision_dtype),
     }
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    # The same test as the engine's: torch's CUDA OOM type, or the CPU allocator's RuntimeError.
-    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
-
-
-def _as_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]

@@ -144,3 +144,39 @@ def stream(
         stop.set()
         thread.join()
     return outcome
+
+
+def eos_ids(config: Any) -> set[int]:
+    """The token ids that end an answer, from a generation config (one id, a list, or None).
+
+    Args:
+        config: the generation config.
+
+    Returns:
+        The ids (empty when the config names none).
+    """
+    value = config.eos_token_id
+    if value is None:
+        return set()
+    return {int(v) for v in value} if isinstance(value, list | tuple) else {int(value)}
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """Whether `error` means the device (or the host) ran out of memory.
+
+    Args:
+        error: what generation raised (None: nothing).
+
+    Returns:
+        True for `MemoryError`, torch's `OutOfMemoryError` (CUDA) and the CPU allocator's
+        `RuntimeError`.
+    """
+    if isinstance(error, MemoryError):
+        return True
+    if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError / torch.cuda's alias
+        return True
+    # torch's CPU allocator raises a plain RuntimeError ("DefaultCPUAllocator: can't allocate").
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )

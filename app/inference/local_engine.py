@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 class LocalLlama4Engine:
     """Llama 4 (Scout or a tiny test model) from a local folder, implementing `Engine`.
 
@@ -85,7 +84,7 @@ class LocalLlama4Engine:
         self, request: GenerationRequest, cancel: CancelToken
     ) -> Generator[str, None, GenerationResult]:
         """Stream one answer; see `Engine.generate`."""
-        from app.inference.llama4_generate import sampling_config, stream
+        from app.inference.llama4_generate import eos_ids, sampling_config, stream
         from app.inference.llama4_prompt import build_prompt
 
         loaded = self._require_loaded()
@@ -117,7 +116,7 @@ class LocalLlama4Engine:
             self._raise_from_thread(outcome, len(prompt.ids), prompt.image_count)
         self.last_token_ids = list(outcome.new_tokens)
         reason = outcome.stop_reason
-        eos = set(_as_list(config.eos_token_id))
+        eos = eos_ids(config)
         if reason not in (StopReason.CANCELLED, StopReason.TIME):
             if outcome.new_tokens and outcome.new_tokens[-1] in eos:
                 reason = StopReason.EOS
@@ -231,9 +230,11 @@ class LocalLlama4Engine:
 
     def _raise_from_thread(self, outcome: Any, prompt_tokens: int, images: int) -> None:
         """Re-raise what the generate thread raised; after an OOM, free memory first."""
+        from app.inference.llama4_generate import is_out_of_memory
+
         error = outcome.error
         outcome.error = None
-        if not _is_out_of_memory(error):
+        if not is_out_of_memory(error):
             raise error
         # Recover here, not in an except block: the traceback's frames (holding activations and
         # the half-grown cache) die with `error`, so the memory is really returned.
@@ -296,24 +297,6 @@ def _timings(loaded: LoadedModel, start: float, outcome: Any, prompt_tokens: int
         prompt_tokens=prompt_tokens,
         completion_tokens=count,
     )
-
-
-def _is_out_of_memory(error: BaseException | None) -> bool:
-    if isinstance(error, MemoryError):
-        return True
-    if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError / torch.cuda's alias
-        return True
-    # torch's CPU allocator raises a plain RuntimeError ("DefaultCPUAllocator: can't allocate").
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
-
-
-def _as_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
 
 
 def _quiet_int8_warning() -> None:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
-from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow
+from PySide6.QtWidgets import QDialog, QDockWidget
 
 from app.core.documents import Document, load_document, parse_page_image_name
 from app.core.messages import Attachment, AttachmentKind, Message, Role
@@ -22,6 +22,7 @@ from app.ui.cited_source import CitedSource, conversation_sources, find_source, 
 from app.ui.composer import Composer
 from app.ui.context_count import PROMPT_OVERHEAD, TURN_OVERHEAD, ContextInputs
 from app.ui.context_meter import ContextMeter
+from app.ui.dock_present import present_dock
 from app.ui.document_options import (
     default_page_images,
     selectable_keys,
@@ -358,13 +359,7 @@ class DocumentsController(QObject):
             self._open_text(source)
             return
         self._viewer.show_images([ViewerImage(image.name, self._store.blobs.path(image.sha256))])
-        if not self._dock.isVisible():
-            self._dock.show()
-            window = self._dock.parentWidget()
-            if isinstance(window, QMainWindow):
-                width = max(420, int(window.width() * 0.4))
-                window.resizeDocks([self._dock], [width], Qt.Orientation.Horizontal)
-        self._dock.raise_()
+        present_dock(self._dock)
         self.message_posted.emit(f"Showing {source.title}.")
 
     def _open_text(self, source: CitedSource) -> None:

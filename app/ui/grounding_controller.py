@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QDockWidget, QInputDialog, QMainWindow, QWidget
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QDockWidget, QInputDialog, QWidget
 
 from app.core.grounding import answer_images, box_spans, image_sizes, parse_boxes_with_notes
 from app.core.grounding.images import question_images
@@ -14,6 +14,7 @@ from app.store.sessions import SessionStore
 from app.ui.chat_controller import ChatController
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
+from app.ui.dock_present import present_dock
 from app.ui.grounding_flow import NO_IMAGE
 from app.ui.image_viewer import ImageViewer, ViewerImage
 
@@ -167,13 +168,7 @@ class GroundingController(QObject):
         return [ViewerImage(a.name, self._store.blobs.path(a.sha256 or "")) for a in images]
 
     def _present(self) -> None:
-        if not self._dock.isVisible():
-            self._dock.show()
-            window = self._dock.parentWidget()
-            if isinstance(window, QMainWindow):
-                width = max(420, int(window.width() * 0.4))
-                window.resizeDocks([self._dock], [width], Qt.Orientation.Horizontal)
-        self._dock.raise_()
+        present_dock(self._dock)
 
     def _chat_has_image(self) -> bool:
         return any(

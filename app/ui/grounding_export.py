@@ -6,6 +6,8 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from enum import StrEnum
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtGui import QImage
@@ -68,63 +70,48 @@ def save_annotated_png(
     _write_atomically(dest, lambda tmp: _save_png(annotated, tmp, dest))
 
 
-def save_boxes_json(
+class BoxFormat(StrEnum):
+    """How boxes are written: plain JSON (`boxes_to_json`) or a COCO detection file."""
+
+    JSON = "json"
+    COCO = "coco"
+
+
+def save_boxes(
     dest: Path,
     boxes: Sequence[Box],
     image_sizes: Sequence[tuple[int, int]],
     image_names: Sequence[str],
+    fmt: BoxFormat = BoxFormat.JSON,
 ) -> None:
-    """Write the boxes as JSON (pixels of the upright images; see `boxes_to_json`).
+    """Write the boxes as JSON or COCO (pixels of the upright images).
 
     Args:
         dest: the file to write (replaced atomically).
         boxes: every box of the message.
         image_sizes: (width, height) of each of the message's images.
         image_names: the file names of those images.
+        fmt: the format (see `boxes_to_json`, `boxes_to_coco`).
 
     Raises:
         ExportError: the file cannot be written, or a box names an image not given.
     """
-    _write_json(dest, _describe(boxes_to_json, dest, boxes, image_sizes, image_names))
-
-
-def save_boxes_coco(
-    dest: Path,
-    boxes: Sequence[Box],
-    image_sizes: Sequence[tuple[int, int]],
-    image_names: Sequence[str],
-) -> None:
-    """Write the boxes as a COCO detection file (see `boxes_to_coco`).
-
-    Args:
-        dest: the file to write (replaced atomically).
-        boxes: every box of the message.
-        image_sizes: (width, height) of each of the message's images.
-        image_names: the file names of those images.
-
-    Raises:
-        ExportError: the file cannot be written, or a box names an image not given.
-    """
-    _write_json(dest, _describe(boxes_to_coco, dest, boxes, image_sizes, image_names))
-
-
-def _describe(
-    describe: Callable[[Sequence[Box], Sequence[tuple[int, int]], Sequence[str]], object],
-    dest: Path,
-    boxes: Sequence[Box],
-    image_sizes: Sequence[tuple[int, int]],
-    image_names: Sequence[str],
-) -> object:
-    """Run `boxes_to_json` or `boxes_to_coco`, turning their refusals into a sentence."""
     unreadable = [
         n for n, (w, h) in zip(image_names, image_sizes, strict=False) if w <= 0 or h <= 0
     ]
     if unreadable:
         raise ExportError(f"{dest.name} was not written: {unreadable[0]} cannot be read.")
+    describe = boxes_to_coco if fmt is BoxFormat.COCO else boxes_to_json
     try:
-        return describe(boxes, image_sizes, image_names)
-    except ValueError as exc:
+        data = describe(boxes, image_sizes, image_names)
+    except ValueError as exc:  # a box names an image not given
         raise ExportError(f"{dest.name} was not written: {exc}") from exc
+    _write_json(dest, data)
+
+
+#: `save_boxes` in one format each (the image viewer's two menu entries).
+save_boxes_json = partial(save_boxes, fmt=BoxFormat.JSON)
+save_boxes_coco = partial(save_boxes, fmt=BoxFormat.COCO)
 
 
 def _write_json(dest: Path, data: object) -> None:

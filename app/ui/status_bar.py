@@ -8,6 +8,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
 
 from app.core.messages import Timings
+from app.core.timings_text import timings_text
 from app.inference.engine import EngineStatus, LoadProgress
 
 _UNDO_MS = 10_000
@@ -20,25 +21,6 @@ _STATE_WORDS = {
     "error": "Model: not available",
     "no model": "No model chosen",
 }
-
-
-def timings_text(timings: Timings) -> str:
-    """Say how fast an answer came ("12.3 tok/s · first token 0.84 s").
-
-    Args:
-        timings: the answer's timings.
-
-    Returns:
-        The parts that are known, joined; "" when none is.
-    """
-    parts = []
-    if timings.decode_tokens_per_s > 0:
-        parts.append(f"{timings.decode_tokens_per_s:.1f} tok/s")
-    if timings.ttft_s > 0:
-        parts.append(f"first token {timings.ttft_s:.2f} s")
-    if timings.load_s > 0:
-        parts.append(f"load {timings.load_s:.1f} s")
-    return " · ".join(parts)
 
 
 def memory_text(status: EngineStatus) -> str:
@@ -117,7 +99,7 @@ class StatusBar(QStatusBar):
 
     def set_timings(self, timings: Timings | None) -> None:
         """Show how fast the last answer came (hidden when unknown)."""
-        text = timings_text(timings) if timings else ""
+        text = timings_text(timings)
         self.speed_label.setText(text)
         self.speed_label.setVisible(bool(text))
 

@@ -58,6 +58,23 @@ def test_a_hang_is_killed_at_the_deadline(worker: Path) -> None:
         assert (outcome.failure, outcome.result) == (Failure.TIMEOUT, None)
 
 
+def test_a_cancelled_run_kills_the_child_long_before_its_deadline(worker: Path) -> None:
+    asked: list[bool] = []
+
+    def cancelled() -> bool:
+        asked.append(True)
+        return len(asked) >= 3
+
+    with run_worker(worker, {"mode": "hang"}, timeout_s=60, cancelled=cancelled) as outcome:
+        assert (outcome.failure, outcome.result, len(asked)) == (Failure.CANCELLED, None, 3)
+
+
+def test_a_run_that_is_never_cancelled_answers(worker: Path) -> None:
+    request = {"mode": "answer", "secret": "s"}
+    with run_worker(worker, request, timeout_s=30, cancelled=lambda: False) as outcome:
+        assert (outcome.failure, outcome.result) == (None, {"ok": True, "echo": "s"})
+
+
 def test_a_failing_exit_is_a_crash(worker: Path) -> None:
     with run_worker(worker, {"mode": "exit"}, timeout_s=30) as outcome:
         assert (outcome.failure, outcome.returncode) == (Failure.CRASHED, 3)

@@ -7,11 +7,13 @@ PDFium is loaded, so a decompression bomb fails here instead of exhausting the m
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+# `-I` leaves this folder off sys.path; appended, so it can shadow nothing installed.
+sys.path.append(str(Path(__file__).resolve().parent))
+import sandbox_child  # the shared child side, standard library only
 
 # PDFium's load errors (FPDF_GetLastError) as the parent understands them.
 _LOAD_ERRORS = {2: "file", 3: "format", 4: "password", 5: "security"}
@@ -20,36 +22,15 @@ _NOT_ENCRYPTED = -1
 
 def main() -> int:
     """Read one JSON request on stdin, do it, write `result.json` into its `out_dir`."""
-    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-    _limit_self(int(request["memory_bytes"]), int(request["cpu_seconds"]))
-    out_dir = Path(request["out_dir"])
-    try:
-        import pypdfium2 as pdfium
-
-        action = _ACTIONS[request["action"]]
-        result = action(pdfium, request, out_dir)
-    except MemoryError:
-        result = {"ok": False, "error": "memory"}
-    except Exception as exc:  # an unexpected failure still answers, for the parent's log
-        result = {"ok": False, "error": "unknown", "message": repr(exc)}
-    _write_result(out_dir, result)
-    return 0
+    return sandbox_child.serve(_handle)
 
 
-def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
-    try:
-        import resource
-    except ImportError:  # Windows: the parent's timeout is the only guard
-        return
-    limits = (
-        (resource.RLIMIT_AS, memory_bytes),
-        (resource.RLIMIT_CPU, cpu_seconds),
-        (resource.RLIMIT_CORE, 0),  # PDFium aborts when out of memory: no core files
-    )
-    for which, value in limits:
-        # macOS refuses RLIMIT_AS; the parent's timeout still holds there.
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(which, (value, value))
+def _handle(request: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    # Imported here, after `serve` has limited this process, so PDFium loads under the limits.
+    import pypdfium2 as pdfium
+
+    action = _ACTIONS[request["action"]]
+    return action(pdfium, request, out_dir)
 
 
 def _open(pdfium: Any, request: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
@@ -127,13 +108,6 @@ def _render_pages(pdfium: Any, request: dict[str, Any], out_dir: Path) -> dict[s
 
 
 _ACTIONS = {"text": _extract_text, "render": _render_pages}
-
-
-def _write_result(out_dir: Path, result: dict[str, Any]) -> None:
-    # Written then renamed: a child killed mid-write leaves no half answer for the parent.
-    partial = out_dir / "result.json.partial"
-    partial.write_text(json.dumps(result), encoding="utf-8")
-    partial.replace(out_dir / "result.json")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,30 @@
-"""Run a native decoder (PDFium) in a child process with a memory limit and a timeout.
+"""Run a native decoder (PDFium, FFmpeg) in a child process with a memory limit and a timeout.
 
 PDFium is not thread-safe, even across documents, and a hostile file can make it allocate
 gigabytes or abort. In a child process each job has its own PDFium, a crash or a hang costs one
-attachment, and `RLIMIT_AS` turns a decompression bomb into a quick, contained failure.
+attachment, and `RLIMIT_AS` turns a decompression bomb into a quick, contained failure. The video
+decoder (`app.core.video.child`) runs through the same function, with a cancel callback. The
+child side of the protocol is `sandbox_child.py`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from app.core.ingest.sandbox_child import RESULT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +32,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_BYTES = 768 * 1024 * 1024
 #: Workers running at once: each may use `DEFAULT_MEMORY_BYTES`, and PDFium work is CPU-bound.
 MAX_CONCURRENT_WORKERS = 2
-RESULT_FILE = "result.json"
 _LOG_FILE = "worker.log"
 _LOG_TAIL_BYTES = 2000
+#: How often a cancellable run asks `cancelled` while the child works.
+_POLL_S = 0.05
 
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT_WORKERS)
 
@@ -40,6 +47,7 @@ class Failure(StrEnum):
     CRASHED = "crashed"  # died by a signal or a non-zero exit (PDFium aborts when out of memory)
     NO_RESULT = "no_result"  # exited without writing its answer
     START = "start"  # could not be started at all
+    CANCELLED = "cancelled"  # the caller's `cancelled` said so: killed
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,9 @@ def run_worker(
     *,
     timeout_s: float,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    cancelled: Callable[[], bool] | None = None,
+    env: Mapping[str, str] | None = None,
+    slots: threading.BoundedSemaphore | None = None,
 ) -> Iterator[WorkerOutcome]:
     """Run `script` on `request` in a child process; the outcome is valid inside the block.
 
@@ -89,11 +100,19 @@ def run_worker(
         request: what to do (JSON-serialisable).
         timeout_s: wall-clock limit; the child is killed after it.
         memory_bytes: address-space limit the child sets on itself (Linux, macOS).
+        cancelled: polled while the child runs; when it returns True the child is killed and
+            the outcome's failure is `Failure.CANCELLED`.
+        env: variables added to this process's environment for the child.
+        slots: the pool that bounds how many such children run at once (default: the pool of
+            `MAX_CONCURRENT_WORKERS` shared by PDF work).
 
     Yields:
         The outcome.
     """
-    with _slots, tempfile.TemporaryDirectory(prefix="scout-worker-") as tmp:
+    with (
+        _slots if slots is None else slots,
+        tempfile.TemporaryDirectory(prefix="scout-worker-") as tmp,
+    ):
         workdir = Path(tmp)
         payload = {
             **request,
@@ -101,28 +120,45 @@ def run_worker(
             "memory_bytes": memory_bytes,
             "cpu_seconds": int(timeout_s) + 5,
         }
-        yield _run(script, payload, workdir, timeout_s)
+        child_env = {**os.environ, **env} if env else None
+        yield _run(script, payload, workdir, timeout_s, cancelled, child_env)
 
 
-def _run(script: Path, payload: dict[str, Any], workdir: Path, timeout_s: float) -> WorkerOutcome:
+def _run(
+    script: Path,
+    payload: dict[str, Any],
+    workdir: Path,
+    timeout_s: float,
+    cancelled: Callable[[], bool] | None,
+    env: dict[str, str] | None,
+) -> WorkerOutcome:
     log_path = workdir / _LOG_FILE
     try:
         with log_path.open("wb") as child_log:
-            completed = subprocess.run(
+            process = subprocess.Popen(
                 worker_command(script),
-                input=json.dumps(payload).encode("utf-8"),
+                stdin=subprocess.PIPE,
                 stdout=child_log,
                 stderr=subprocess.STDOUT,
-                timeout=timeout_s,
-                check=False,
                 close_fds=True,
+                env=env,
             )
-    except subprocess.TimeoutExpired:  # run() has killed and reaped the child
-        return WorkerOutcome(None, Failure.TIMEOUT, None, _tail(log_path), workdir)
     except OSError as exc:
         log.error("cannot start worker %s: %s", script, exc)
         return WorkerOutcome(None, Failure.START, None, str(exc), workdir)
-    code = completed.returncode
+    try:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(payload).encode("utf-8"))
+        process.stdin.close()
+    except OSError:
+        pass  # it died already; its exit status says how
+    try:
+        code = _wait(process, timeout_s, cancelled)
+    except BaseException:  # `cancelled` raised, or the thread is interrupted: no orphan child
+        _kill(process)
+        raise
+    if isinstance(code, Failure):
+        return WorkerOutcome(None, code, None, _tail(log_path), workdir)
     if code != 0:
         return WorkerOutcome(None, Failure.CRASHED, code, _tail(log_path), workdir)
     try:
@@ -132,6 +168,29 @@ def _run(script: Path, payload: dict[str, Any], workdir: Path, timeout_s: float)
     if not isinstance(result, dict):
         return WorkerOutcome(None, Failure.NO_RESULT, code, _tail(log_path), workdir)
     return WorkerOutcome(result, None, code, _tail(log_path), workdir)
+
+
+def _wait(
+    process: subprocess.Popen[bytes], timeout_s: float, cancelled: Callable[[], bool] | None
+) -> int | Failure:
+    """The child's exit status, or why it was killed (the deadline, or `cancelled`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return process.wait(timeout=max(0.0, left if cancelled is None else min(left, _POLL_S)))
+        except subprocess.TimeoutExpired:
+            if cancelled is not None and cancelled():
+                _kill(process)
+                return Failure.CANCELLED
+            if time.monotonic() >= deadline:
+                _kill(process)
+                return Failure.TIMEOUT
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.wait()  # reaped, so no zombie outlives the run
 
 
 def _tail(path: Path) -> str:

@@ -47,19 +47,18 @@ def summary_text(summary: str) -> str:
 
 
 class AnswerSink(Protocol):
-    """The part of `app.store.sessions.SessionStore` that saving answers needs."""
+    """The part of `app.store.sessions.SessionStore` that saving answers needs.
+
+    Only the arguments used here: the store's `finish_message` takes more (an error note), and
+    core must not import the store to name its type.
+    """
 
     def begin_assistant_message(self, session_id: str) -> Message: ...
 
     def finish_message(
-        self,
-        message_id: str,
-        text: str,
-        stop_reason: StopReason,
-        timings: Timings | None = None,
-        error: str = "",
-        boxes: Sequence[Box] = (),
-    ) -> None: ...
+        self, message_id: str, text: str, stop_reason: StopReason, timings: Timings | None = None,
+        *, boxes: Sequence[Box] = (),
+    ) -> None: ...  # fmt: skip
 
 
 def save_frame_answer(store: AnswerSink, session_id: str, result: FrameResult) -> str:

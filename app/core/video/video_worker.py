@@ -8,8 +8,6 @@ spinning on a hostile file costs this process only.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
 import time
@@ -18,41 +16,27 @@ from typing import Any
 
 # FFmpeg may only read local files: a crafted file must not make it open a network address.
 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "protocol_whitelist;file,pipe"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))  # `decode` and `scenes`
+# The shared child side; appended, so it can shadow nothing installed.
+sys.path.append(str(_HERE.parent / "ingest"))
+import sandbox_child  # noqa: E402  (standard library only)
 
 
 def main() -> int:
     """Read one JSON request on stdin, do it, write `result.json` into its `out_dir`."""
-    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-    _limit_self(int(request["memory_bytes"]), int(request["cpu_seconds"]))
-    out_dir = Path(request["out_dir"])
+    return sandbox_child.serve(_handle)
+
+
+def _handle(request: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    # Imported here, after `serve` has limited this process, so FFmpeg loads under the limits.
+    import decode
+
+    action = _ACTIONS[request["action"]]
     try:
-        import decode
-
-        action = _ACTIONS[request["action"]]
-        result = action(decode, request, out_dir)
-    except MemoryError:
-        result = {"ok": False, "error": "memory"}
-    except Exception as exc:  # named failures carry a reason; anything else is "unknown"
-        reason = getattr(exc, "reason", None)
-        result = {"ok": False, "error": reason or "unknown", "message": repr(exc)}
-    _write_result(out_dir, result)
-    return 0
-
-
-def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
-    try:
-        import resource
-    except ImportError:  # Windows: the parent's timeout is the only guard
-        return
-    limits = (
-        (resource.RLIMIT_AS, memory_bytes),
-        (resource.RLIMIT_CPU, cpu_seconds),
-        (resource.RLIMIT_CORE, 0),
-    )
-    for which, value in limits:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(which, (value, value))
+        return action(decode, request, out_dir)
+    except decode.VideoUnreadable as exc:  # a named failure: its reason becomes a sentence
+        return {"ok": False, "error": exc.reason, "message": repr(exc)}
 
 
 def _deadline(request: dict[str, Any]) -> float:
@@ -134,13 +118,6 @@ def _do_scenes(decode: Any, request: dict[str, Any], out_dir: Path) -> dict[str,
 
 
 _ACTIONS = {"probe": _do_probe, "sample": _do_sample, "scenes": _do_scenes}
-
-
-def _write_result(out_dir: Path, result: dict[str, Any]) -> None:
-    # Written then renamed: a child killed mid-write leaves no half answer for the parent.
-    partial = out_dir / "result.json.partial"
-    partial.write_text(json.dumps(result), encoding="utf-8")
-    partial.replace(out_dir / "result.json")
 
 
 if __name__ == "__main__":
