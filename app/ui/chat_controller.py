@@ -169,6 +169,15 @@ class ChatController(ChunkedAnswers, QObject):
             self._worker.unload()
 
     @property
+    def worker(self) -> InferenceWorker | None:
+        """The inference worker (None before `ensure_engine` starts it, or after shutdown)."""
+        return self._worker
+
+    def refusal(self) -> str | None:
+        """Why nothing can be asked of the model now (an answer runs, no model), or None."""
+        return self._refusal()
+
+    @property
     def engine_state(self) -> str:
         """The worker's last state word ("not loaded" before it has said anything)."""
         return self._worker.state if self._worker else "not loaded"

@@ -28,6 +28,11 @@ from app.inference.engine import (
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[[], Engine]
+#: Reports a job's progress or partial results as plain data (a chunk, a `FrameResult`, ...).
+JobEmit = Callable[[object], None]
+#: A job: runs on the worker thread with the loaded engine, the request's cancel token and an
+#: `emit` for progress; what it returns is the job's result (plain data, never Qt objects).
+JobFunction = Callable[[Engine, CancelToken, JobEmit], object]
 
 STOPPED_MESSAGE = "The model worker has stopped."
 
@@ -83,6 +88,12 @@ class EngineRunner(QObject):
     generation_failed = Signal(str, str)
     #: (no payload): an unload request is done.
     unload_finished = Signal()
+    #: (job_id, data): something a job emitted while it runs.
+    job_progressed = Signal(str, object)
+    #: (job_id, result): the job returned (None when cancelled before it ran).
+    job_finished = Signal(str, object)
+    #: (job_id, message): the job failed.
+    job_failed = Signal(str, str)
 
     def __init__(self, tokens: PendingTokens) -> None:
         super().__init__()
@@ -131,6 +142,17 @@ class EngineRunner(QObject):
                 self.generation_failed.emit(request_id, STOPPED_MESSAGE)
             else:
                 self._generate(request_id, request, token)
+        finally:
+            self._tokens.forget(token)
+
+    @Slot(str, object, object)
+    def run_job(self, job_id: str, job: JobFunction, token: CancelToken) -> None:
+        """Run one job with the engine, loading it first if needed."""
+        try:
+            if self.stopped:
+                self.job_failed.emit(job_id, STOPPED_MESSAGE)
+            else:
+                self._job(job_id, job, token)
         finally:
             self._tokens.forget(token)
 
@@ -228,6 +250,32 @@ class EngineRunner(QObject):
             result = dataclasses.replace(result, timings=timings)
         self._set_state("ready")
         self.generation_finished.emit(request_id, result)
+
+    def _job(self, job_id: str, job: JobFunction, token: CancelToken) -> None:
+        try:
+            ready = self._load(token)
+        except Cancelled:
+            self.job_finished.emit(job_id, None)
+            return
+        if not ready or self._engine is None:
+            self.job_failed.emit(job_id, self._load_error)
+            return
+        self._set_state("generating")
+        try:
+            result = job(self._engine, token, lambda data: self.job_progressed.emit(job_id, data))
+        except Cancelled:
+            result = None
+        except EngineError as exc:
+            self._set_state("ready")
+            self.job_failed.emit(job_id, exc.message)
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            self._set_state("ready")
+            self.job_failed.emit(job_id, internal_error(exc))
+            return
+        self._set_state("ready")
+        self.job_finished.emit(job_id, result)
 
     def _unload(self) -> None:
         if self._engine is None or not self._loaded:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.core.messages import Attachment
+from app.core.messages import Attachment, AttachmentKind
 from app.core.settings import Settings, save_settings
 from app.store.sessions import SessionStore
 from app.ui.attachment_chips import preview_attachment
@@ -37,6 +37,7 @@ from app.ui.settings_dialog import SettingsDialog
 from app.ui.sidebar import Sidebar
 from app.ui.status_bar import StatusBar
 from app.ui.theme import apply_theme
+from app.ui.video_controller import VideoController, install_video_support
 from app.ui.welcome import WelcomePanel
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_actions()
         self._connect()
+        # The video panel: a dock opened by a dropped clip; it adds itself to the Chat menu.
+        self.video: VideoController = install_video_support(self, store)
         QApplication.instance().installEventFilter(self)  # drops anywhere on the window
         # The engine thread starts once the window is on screen (see eventFilter), so its
         # imports do not compete with building and painting the window.
@@ -284,8 +287,8 @@ class MainWindow(QMainWindow):
 
     def show_attachment(self, attachment: Attachment | None) -> QDialog | None:
         """Preview a stored attachment (works without a model); returns the dialog shown."""
-        if attachment is None or not attachment.sha256:
-            return None
+        if attachment is None or not attachment.sha256 or attachment.kind is AttachmentKind.VIDEO:
+            return None  # a video opens in the video panel instead (see `self.video`)
         return preview_attachment(self, attachment, self._store.blobs.path(attachment.sha256))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
@@ -338,7 +341,7 @@ class MainWindow(QMainWindow):
         QMessageBox.about(
             self,
             "About Scout Desk",
-            f"Scout Desk {__version__}\nQuestion images and documents with Llama 4 Scout, "
+            f"Scout Desk {__version__}\nQuestion images, video and documents with Llama 4 Scout, "
             f"locally.\n\nData folder: {self._data_dir}",
         )
 
@@ -355,6 +358,7 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self)
+        self.video.shutdown()  # first: it cancels its question on the worker and saves it
         self.controller.shutdown()
         self.documents.shutdown()
         self.ingest.shutdown()

@@ -8,9 +8,16 @@ import threading
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.inference.engine import EngineStatus, GenerationRequest, GenerationResult, LoadProgress
-from app.ui.engine_runner import STOPPED_MESSAGE, EngineFactory, EngineRunner, PendingTokens
+from app.ui.engine_runner import (
+    STOPPED_MESSAGE,
+    EngineFactory,
+    EngineRunner,
+    JobEmit,
+    JobFunction,
+    PendingTokens,
+)
 
-__all__ = ["EngineFactory", "InferenceWorker", "running_worker_threads"]
+__all__ = ["EngineFactory", "InferenceWorker", "JobEmit", "JobFunction", "running_worker_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +67,18 @@ class InferenceWorker(QObject):
     generation_failed = Signal(str, str)
     #: (no payload): an unload request is done; the engine is not loaded now.
     unload_finished = Signal()
+    #: (job_id, data): plain data a running job emitted (a chunk, a per-frame result, ...).
+    job_progressed = Signal(str, object)
+    #: (job_id, result): the job returned; None when it was cancelled before it started.
+    job_finished = Signal(str, object)
+    #: (job_id, message): the job failed; the message is a plain sentence.
+    job_failed = Signal(str, str)
 
     # Requests, delivered to the runner on the worker thread through queued connections.
     _start_requested = Signal(object)
     _load_requested = Signal(object)
     _generate_requested = Signal(str, object, object)
+    _job_requested = Signal(str, object, object)
     _unload_requested = Signal()
     _stop_requested = Signal()
 
@@ -99,6 +113,7 @@ class InferenceWorker(QObject):
             (self._start_requested, runner.run_start),
             (self._load_requested, runner.run_load),
             (self._generate_requested, runner.run_generate),
+            (self._job_requested, runner.run_job),
             (self._unload_requested, runner.run_unload),
             (self._stop_requested, runner.run_stop),
         ):
@@ -112,6 +127,9 @@ class InferenceWorker(QObject):
         runner.generation_finished.connect(self._on_runner_generation_finished, queued)
         runner.generation_failed.connect(self._on_runner_generation_failed, queued)
         runner.unload_finished.connect(self._on_runner_unload_finished, queued)
+        runner.job_progressed.connect(self._on_runner_job_progressed, queued)
+        runner.job_finished.connect(self._on_runner_job_finished, queued)
+        runner.job_failed.connect(self._on_runner_job_failed, queued)
         self._thread, self._runner = thread, runner
         with _live_lock:
             _live_threads.add(thread)
@@ -136,6 +154,22 @@ class InferenceWorker(QObject):
             self.generation_failed.emit(request_id, STOPPED_MESSAGE)
             return
         self._generate_requested.emit(request_id, request, self._tokens.new())
+
+    def run_job(self, job_id: str, job: JobFunction) -> None:
+        """Run `job(engine, cancel, emit)` on the worker thread, in turn with the other requests.
+
+        The engine is loaded first if it is not. What the job emits arrives as `job_progressed`;
+        it ends in one `job_finished` (its return value) or `job_failed` (a sentence). `cancel`
+        sets the job's token; the job decides what to return when it sees it.
+
+        Args:
+            job_id: echoed in every signal about this job.
+            job: touches no widget; emits and returns plain data only.
+        """
+        if self._refuse_after_shutdown():
+            self.job_failed.emit(job_id, STOPPED_MESSAGE)
+            return
+        self._job_requested.emit(job_id, job, self._tokens.new())
 
     def unload(self) -> None:
         """Ask for the model to be freed once the requests before this one are done."""
@@ -215,3 +249,15 @@ class InferenceWorker(QObject):
     @Slot()
     def _on_runner_unload_finished(self) -> None:
         self.unload_finished.emit()
+
+    @Slot(str, object)
+    def _on_runner_job_progressed(self, job_id: str, data: object) -> None:
+        self.job_progressed.emit(job_id, data)
+
+    @Slot(str, object)
+    def _on_runner_job_finished(self, job_id: str, result: object) -> None:
+        self.job_finished.emit(job_id, result)
+
+    @Slot(str, str)
+    def _on_runner_job_failed(self, job_id: str, message: str) -> None:
+        self.job_failed.emit(job_id, message)
