@@ -17,11 +17,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.messages import Attachment, AttachmentKind, Message, Role, StopReason, Timings
+from app.core.messages import Attachment, AttachmentKind, Message, Role, StopReason
+from app.core.timings_text import timing_parts
 from app.ui.answer_links import AnswerLinker
 from app.ui.attachment_chip import AttachmentChip, ThumbnailFor
 from app.ui.chunk_notes import split_chunk_notes
 from app.ui.citation_links import link_citations
+from app.ui.flow_layout import FlowLayout
 from app.ui.markdown_view import SafeMarkdownView
 from app.ui.overlay_render import colour_of, label_colours
 from app.ui.theme import is_dark
@@ -52,21 +54,8 @@ def footer_text(message: Message) -> str:
     if message.role is not Role.ASSISTANT or message.stop_reason is None:
         return ""
     parts = [_STOP_WORDS[message.stop_reason]] if message.stop_reason in _STOP_WORDS else []
-    parts.extend(_timing_parts(message.timings))
+    parts.extend(timing_parts(message.timings, load_label="model load"))
     return " · ".join(parts)
-
-
-def _timing_parts(timings: Timings | None) -> list[str]:
-    if timings is None:
-        return []
-    parts = []
-    if timings.decode_tokens_per_s > 0:
-        parts.append(f"{timings.decode_tokens_per_s:.1f} tok/s")
-    if timings.ttft_s > 0:
-        parts.append(f"first token {timings.ttft_s:.2f} s")
-    if timings.load_s > 0:
-        parts.append(f"model load {timings.load_s:.1f} s")
-    return parts
 
 
 class MessageWidget(QFrame):
@@ -138,9 +127,7 @@ class MessageWidget(QFrame):
             header.addWidget(button)
 
         self._chips_box = QWidget(self)
-        self._chips = QHBoxLayout(self._chips_box)
-        self._chips.setContentsMargins(0, 0, 0, 0)
-        self._chips.addStretch(1)
+        self._chips = FlowLayout(self._chips_box)
         self._view = SafeMarkdownView(self)
         # The notes of an answer given chunk by chunk, folded under a button.
         self._chunk_toggle = QPushButton(self)
@@ -337,11 +324,11 @@ class MessageWidget(QFrame):
         self._boxes_button.setVisible(count > 0)
 
     def _set_chips(self, message: Message) -> None:
-        while self._chips.count() > 1:  # keep the trailing stretch
+        while self._chips.count():
             item = self._chips.takeAt(0)
             if (widget := item.widget()) is not None:
                 widget.deleteLater()
-        for index, attachment in enumerate(message.attachments):
+        for attachment in message.attachments:
             thumbnail = self._thumbnail_for(attachment) if self._thumbnail_for else None
             chip = AttachmentChip(attachment, thumbnail, self._chips_box)
             chip.activated.connect(self.attachment_activated)
@@ -349,7 +336,7 @@ class MessageWidget(QFrame):
             chip.customContextMenuRequested.connect(
                 lambda pos, c=chip: self._on_chip_context_menu_requested(c, pos)
             )
-            self._chips.insertWidget(index, chip)
+            self._chips.addWidget(chip)
         self._chips_box.setVisible(bool(message.attachments))
 
     def _show_chunk_notes(self) -> None:
