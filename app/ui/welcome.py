@@ -43,12 +43,15 @@ class WelcomePanel(QScrollArea):
         self.setAccessibleName("Welcome")
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        # Beside an open dock the chat area can be narrow: wrap the card, never scroll sideways.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         card = QFrame()
         card.setObjectName("WelcomeCard")
         card.setMaximumWidth(620)
         title = QLabel("Welcome to Scout Desk", card)
         title.setObjectName("WelcomeTitle")
+        title.setWordWrap(True)
         body = QLabel(WELCOME_HTML, card)
         body.setObjectName("WelcomeBody")
         body.setTextFormat(Qt.TextFormat.RichText)
