@@ -35,6 +35,7 @@ from app.core.messages import (
     Timings,
 )
 from app.core.settings import Settings
+from app.core.video.attachments import clip_frames
 from app.inference.engine import (
     CancelToken,
     EngineError,
@@ -104,32 +105,8 @@ def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
                 attachment.kind is AttachmentKind.VIDEO
                 and attachment.status is AttachmentStatus.READY
             ):
-                attachments.extend(_clip_frames(attachment, store))
+                attachments.extend(clip_frames(attachment, store.blobs.path, store.blobs))
     return attachments
-
-
-def _clip_frames(video: Attachment, store: SessionStore) -> list[Attachment]:
-    """Frames spread over a clip, as images of the question: Scout sees a video through them.
-
-    Five, the most images Scout was tested with; their names carry their times, which compose
-    puts in the prompt. A clip that cannot be sampled becomes an error naming it.
-    """
-    from app.core.video import Sampling, SamplingMode, VideoError, info_from_detail, sample_frames
-    from app.core.video.attachments import frames_to_attachments
-
-    info = info_from_detail(video.detail)
-    try:
-        if info is None:
-            raise VideoError(f"{video.name}: its facts were not recorded")
-        frames = sample_frames(
-            store.blobs.path(video.sha256 or ""),
-            Sampling(mode=SamplingMode.COUNT, count=5),
-            info,
-            name=video.name,
-        )
-    except VideoError as error:
-        return [replace(video, status=AttachmentStatus.ERROR, detail=error.message)]
-    return frames_to_attachments(frames, video.name, video.source_path, store.blobs)
 
 
 def _answer(

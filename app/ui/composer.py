@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
 from app.ui.attachment_chips import AttachmentChips
 from app.ui.chunk_progress import ChunkProgress
 from app.ui.context_meter import ContextMeterBar
@@ -107,6 +108,8 @@ class Composer(QWidget):
         self._editing = False
         # Ingest jobs of dropped paths, so an encrypted PDF can be read again with its password.
         self._jobs: dict[int, tuple[Path, str | None]] = {}
+        #: frame-sampling jobs of dropped clips, by job id: the clip's attachment.
+        self._frame_jobs: dict[int, Attachment] = {}
         #: Asks for a PDF's password; tests replace it to answer without a dialog.
         self.ask_password: PasswordPrompt = ask_pdf_password
 
@@ -272,6 +275,9 @@ class Composer(QWidget):
 
     def _on_ingest_finished(self, job_id: int, attachments: object) -> None:
         found = list(attachments)  # type: ignore[call-overload]
+        if job_id in self._frame_jobs:
+            self._show_clip_frames(self._frame_jobs.pop(job_id), found)
+            return
         job = self._jobs.pop(job_id, None)
         if job is not None and len(found) == 1 and self.chips.is_pending(job_id):
             # Imported here: ingest has been loaded on the pool by now, start-up needs none of it.
@@ -286,6 +292,34 @@ class Composer(QWidget):
                     self.chips.rekey(job_id, retry)
                     return
         self.chips.resolve(job_id, found)
+        for attachment in found:
+            if (
+                attachment.kind is AttachmentKind.VIDEO
+                and attachment.status is AttachmentStatus.READY
+            ):
+                self._sample_clip(attachment)
+
+    def _sample_clip(self, video: Attachment) -> None:
+        """Put five frames of a dropped clip after its chip: in a chat Scout sees a video so.
+
+        The user sees (and can remove) exactly the frames that will be sent, and their times.
+        """
+
+        def work(blobs: object) -> list[Attachment]:
+            from app.core.video.attachments import clip_frames
+
+            return clip_frames(video, blobs.path, blobs)  # type: ignore[attr-defined]
+
+        self._frame_jobs[self._ingest.submit_call(video.name, work)] = video
+
+    def _show_clip_frames(self, video: Attachment, frames: list[Attachment]) -> None:
+        chip = next((c for c in self.chips.chips() if c.attachment == video), None)
+        if chip is None:  # removed while its frames were being sampled
+            return
+        usable = [f for f in frames if f.status is not AttachmentStatus.ERROR]
+        if len(usable) != len(frames):
+            chip.set_attachment(frames[-1])  # the error names the clip and says why
+        self.chips.set_page_images(chip, usable)
 
     def _on_locate_clicked(self) -> None:
         self.locate_requested.emit()

@@ -15,7 +15,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.core.messages import Box, StopReason
+from app.core.messages import AttachmentKind, Box, StopReason
 from app.core.video.data import FrameRef, FrameResult
 from app.inference.engine import CancelToken
 from app.ui.main_window import MainWindow
@@ -239,7 +239,8 @@ def test_clicking_the_clips_chip_reopens_it_and_the_chat_menu_toggles_the_panel(
 ):
     window, video = video_window(open_window)
     open_clip(qtbot, window, video, write_clip(tmp_path / "clip.avi"))
-    [chip] = window.composer.chips.chips()
+    chip = window.composer.chips.chips()[0]  # the clip's own chip (its frames follow it)
+    assert chip.attachment.kind is AttachmentKind.VIDEO
     video.clear()
 
     with qtbot.waitSignal(video.video_opened, timeout=5000):

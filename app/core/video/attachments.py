@@ -146,3 +146,48 @@ def frame_refs(
         path = blob_path(image.sha256)
         refs.append(FrameRef(index, parsed[1], path, image.width or 0, image.height or 0))
     return refs
+
+
+#: Frames a clip is seen through when it is asked about in the chat (Scout was tested with 5).
+CLIP_FRAMES = 5
+
+
+def clip_frames(
+    video: Attachment, blob_path: Callable[[str], Path], blobs: BlobSink
+) -> list[Attachment]:
+    """Frames spread over a READY clip, as image attachments: how Scout sees a video in a chat.
+
+    Their names carry their times ("clip.mp4 @ 00:12.400"), which compose puts in the prompt.
+
+    Args:
+        video: a READY video attachment (its detail holds the probed facts).
+        blob_path: maps a blob's SHA-256 to its file (the stored clip).
+        blobs: where the frame images are stored.
+
+    Returns:
+        Up to `CLIP_FRAMES` READY image attachments, or one ERROR attachment naming the clip.
+    """
+    from app.core.video.data import Sampling, SamplingMode
+    from app.core.video.sampling import sample_frames
+
+    info = info_from_detail(video.detail)
+    try:
+        if info is None or video.sha256 is None:
+            raise VideoError(f"{quoted(video.name)}: its facts were not recorded; attach it again")
+        frames = sample_frames(
+            blob_path(video.sha256),
+            Sampling(mode=SamplingMode.COUNT, count=CLIP_FRAMES),
+            info,
+            name=video.name,
+        )
+    except VideoError as error:
+        return [
+            Attachment(
+                name=video.name,
+                kind=AttachmentKind.VIDEO,
+                status=AttachmentStatus.ERROR,
+                detail=error.message,
+                source_path=video.source_path,
+            )
+        ]
+    return frames_to_attachments(frames, video.name, video.source_path, blobs)
