@@ -44,18 +44,6 @@ def render_markdown(text: str, *, code_style: str = "default") -> str:
     return md.renderer.render(md.parse(text, env), md.options, env)
 
 
-def render_plain(text: str) -> str:
-    """Escape text for a streaming preview: no markup, line breaks kept.
-
-    Args:
-        text: any text.
-
-    Returns:
-        An HTML fragment showing `text` literally.
-    """
-    return html.escape(text).replace("\r\n", "\n").replace("\n", "<br>")
-
-
 @functools.cache
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})

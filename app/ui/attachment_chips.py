@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QImage, QMouseEvent, QPixmap
+from PySide6.QtGui import QImage, QImageReader, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QFrame,
@@ -73,6 +73,7 @@ class AttachmentChip(QFrame):
         #: For a page image: the chip of the PDF it was rendered from.
         self.source_chip: AttachmentChip | None = None
         self._label = QLabel(self)
+        self._label.setTextFormat(Qt.TextFormat.PlainText)  # a file name is never markup
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._on_self_context_menu_requested)
         self._remove = QToolButton(self)
@@ -409,18 +410,11 @@ def preview_attachment(parent: QWidget, attachment: Attachment, blob_path: Path)
     dialog.setWindowTitle(attachment.name)
     layout = QVBoxLayout(dialog)
     body: QWidget
-    image = QImage(str(blob_path)) if attachment.kind is AttachmentKind.IMAGE else QImage()
+    image = _preview_image(blob_path) if attachment.kind is AttachmentKind.IMAGE else QImage()
     if not image.isNull():
         label = QLabel()
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        pixmap = QPixmap.fromImage(image)
-        label.setPixmap(
-            pixmap.scaled(
-                QSize(1000, 760).boundedTo(pixmap.size()),
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-        )
+        label.setPixmap(QPixmap.fromImage(image))
         label.setAccessibleName(f"Image {attachment.name}")
         body = label
     elif attachment.kind in (AttachmentKind.TEXT, AttachmentKind.DOCUMENT) and blob_path.is_file():
@@ -434,9 +428,29 @@ def preview_attachment(parent: QWidget, attachment: Attachment, blob_path: Path)
         body = editor
     else:
         reason = attachment.detail or "no preview"
-        body = QLabel(f"{attachment.name} cannot be shown here ({reason}).")
+        body = _plain_label(f"{attachment.name} cannot be shown here ({reason}).")
     layout.addWidget(body)
     caption = f"{attachment.name} — {attachment.status}: {attachment.detail}".rstrip(": ")
-    layout.addWidget(QLabel(caption))
+    layout.addWidget(_plain_label(caption))
     dialog.show()
     return dialog
+
+
+def _plain_label(text: str) -> QLabel:
+    """A label that shows `text` as it is: file names and ingest errors are never markup."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    return label
+
+
+def _preview_image(path: Path) -> QImage:
+    """The image decoded straight at preview size: a 40-megapixel photo is never decoded whole."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(False)  # stored blobs are already upright
+    size = reader.size()
+    if size.isValid():
+        reader.setScaledSize(
+            size.boundedTo(size.scaled(QSize(1000, 760), Qt.AspectRatioMode.KeepAspectRatio))
+        )
+    return reader.read()

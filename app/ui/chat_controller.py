@@ -318,7 +318,7 @@ class ChatController(ChunkedAnswers, QObject):
         if self._session_id is None:
             return
         message = next(
-            (m for m in self._store.messages(self._session_id) if m.id == message_id), None
+            (m for m in self._read_messages(self._session_id) if m.id == message_id), None
         )
         if message is None or message.role is not Role.USER:
             return
@@ -335,7 +335,8 @@ class ChatController(ChunkedAnswers, QObject):
             return self._stream.text
         if self._session_id is None:
             return ""
-        answers = [m for m in self._store.messages(self._session_id) if m.role is Role.ASSISTANT]
+        messages = self._read_messages(self._session_id)
+        answers = [m for m in messages if m.role is Role.ASSISTANT]
         return answers[-1].text if answers else ""
 
     def copy_last_answer(self) -> bool:
@@ -447,12 +448,16 @@ class ChatController(ChunkedAnswers, QObject):
             updated.append(message)
         return updated
 
-    def _show_session(self, session_id: str) -> None:
+    def _read_messages(self, session_id: str) -> list[Message]:
+        """The chat's messages; a store failure (locked, damaged) becomes a notice, not a crash."""
         try:
-            messages = self._store.messages(session_id)
+            return self._store.messages(session_id)
         except StoreError as exc:
             self.message_posted.emit(exc.message)
-            messages = []
+            return []
+
+    def _show_session(self, session_id: str) -> None:
+        messages = self._read_messages(session_id)
         stream = self._stream
         live = stream is not None and stream.message.session_id == session_id
         shown = [m for m in messages if not (live and stream and m.id == stream.message.id)]

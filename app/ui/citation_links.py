@@ -7,7 +7,7 @@ never handed to the system.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from PySide6.QtCore import QUrl, QUrlQuery
@@ -127,8 +127,3 @@ def _tooltip(citation: Citation) -> str:
     if citation.line is not None:
         return f"Open {citation.file} at line {citation.line}"
     return f"Open {citation.file}"
-
-
-def known_files_of(files_per_document: Sequence[Collection[str]]) -> set[str]:
-    """All files the conversation's documents hold (the names citations may use)."""
-    return {f for files in files_per_document for f in files}

@@ -115,6 +115,7 @@ class Composer(QWidget):
 
         self.notice = QLabel(self)
         self.notice.setObjectName("ComposerNotice")
+        self.notice.setTextFormat(Qt.TextFormat.PlainText)  # notices quote file names
         self.notice.setWordWrap(True)
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.setAccessibleName("Notice")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
 
 from app.core.messages import Timings
@@ -47,6 +47,7 @@ class StatusBar(QStatusBar):
         super().__init__(parent)
         self.setSizeGripEnabled(False)
         self.engine_label = QLabel(_STATE_WORDS["not loaded"], self)
+        self.engine_label.setTextFormat(Qt.TextFormat.PlainText)  # load errors quote paths
         self.engine_label.setAccessibleName("Engine state")
         self.speed_label = QLabel(self)
         self.speed_label.setAccessibleName("Speed of the last answer")

@@ -358,7 +358,8 @@ class VideoAsking:
         if ask.kind == "frames":
             self._end_frames(ask, sentence)
         else:
-            if ask.kind == "clip":
+            if ask.kind == "clip" or (ask.kind == "summary" and ask.parts):
+                # What streamed before the failure is kept, marked as an error.
                 self._save_reply(ask, "".join(ask.parts), StopReason.ERROR, None, message)
             self._end_panel(sentence, error=True)
         self.message_posted.emit(sentence)

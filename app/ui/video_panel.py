@@ -102,6 +102,7 @@ class VideoPanel(QWidget):
         self.answer_text.setFrameShape(QFrame.Shape.NoFrame)
         self.answer_text.setMaximumHeight(110)
         self.status_label = _label("videoStatus")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # errors quote file names
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = self._export_button()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.render import render_markdown, render_plain
+from app.core.render import render_markdown
 
 _ALLOWED_TAGS = {
     "p", "em", "strong", "code", "pre", "a", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol",
@@ -144,12 +144,6 @@ def test_code_style_can_be_chosen_and_unknown_styles_fall_back() -> None:
     assert render_markdown(source, code_style="no-such-style") == render_markdown(source)
 
 
-def test_render_plain_escapes_and_keeps_lines() -> None:
-    assert (
-        render_plain('<img src="x">\r\na & b\n') == "&lt;img src=&quot;x&quot;&gt;<br>a &amp; b<br>"
-    )
-
-
 _FRAGMENTS = [
     "<img src=x>", "<script>", "</script>", "<iframe>", "<style>", "javascript:", "file:",
     "data:", "src=", "[", "]", "(", ")", "!", "<", ">", "&", "#", "&#60;", "&lt;", "`", "```",
@@ -167,4 +161,3 @@ _FRAGMENTS = [
 )
 def test_any_input_renders_to_safe_html(source: str) -> None:
     _assert_safe(render_markdown(source))
-    _assert_safe(render_plain(source))

@@ -108,3 +108,16 @@ def test_sending_while_attachments_are_read_keeps_the_text(qtbot, open_window, t
     assert not window.controller.send()
     assert window.composer.text() == "with the slow file"
     assert "still being read" in window.composer.notice.text()
+
+
+def test_a_file_name_with_markup_is_shown_as_plain_text(qtbot, open_window, tmp_path):
+    from PySide6.QtWidgets import QLabel
+
+    hostile = tmp_path / "<b>bold<img src=x>.txt"  # no "/": it is one file name
+    hostile.write_text("hello", encoding="utf-8")
+    window = open_window()
+    drop_files(window, [hostile])
+    qtbot.waitUntil(lambda: bool(window.composer.chips.ready_attachments()), timeout=10_000)
+    [chip] = window.composer.chips.chips()
+    labels = [lab for lab in chip.findChildren(QLabel) if "<b>" in lab.text()]
+    assert labels and all(lab.textFormat() == Qt.TextFormat.PlainText for lab in labels)
