@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from app.core.atomic import fsync_dir
 from app.store.db import StoreError
-from app.store.files import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,7 +117,7 @@ def connect(path: Path, *, check: bool = True) -> sqlite3.Connection:
                         f"{path} is damaged ({'; '.join(map(str, rows[:3]))}). It was left "
                         "untouched; move it aside to start a new one, or restore it from a backup."
                     )
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _switch_to_wal(conn)
             if str(mode).lower() != "wal":
                 raise StoreError(f"Cannot use {path} in write-ahead mode (got {mode!r}).")
             conn.execute("PRAGMA synchronous=FULL")
@@ -124,6 +126,26 @@ def connect(path: Path, *, check: bool = True) -> sqlite3.Connection:
             conn.close()
             raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Turn on write-ahead logging, waiting while another program holds the database.
+
+    Changing the journal mode needs an exclusive lock and SQLite answers "locked" at once
+    instead of calling the busy handler, so two programs opening a fresh data folder together
+    (the GUI and the CLI) would fail without this wait.
+
+    Returns:
+        The journal mode now in force.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 @contextmanager
@@ -174,16 +196,20 @@ def backup_path(path: Path, version: int) -> Path:
 def _backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
     """Copy the live database with SQLite's backup API (consistent even mid-WAL), atomically."""
     dest = backup_path(path, version)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    target = sqlite3.connect(str(tmp))
+    # A name of its own: two programs opening the store together may both back it up, and a
+    # shared temp file would be deleted under the other's feet ("disk I/O error").
+    tmp = dest.with_name(f"{dest.name}.{secrets.token_hex(6)}.tmp")
     try:
-        conn.backup(target)
+        target = sqlite3.connect(str(tmp))
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        tmp.replace(dest)
     finally:
-        target.close()
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(dest)
+        tmp.unlink(missing_ok=True)  # only left when something above failed
     return dest
 
 

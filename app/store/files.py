@@ -2,60 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import tempfile
 from pathlib import Path
 
+from app.core.atomic import write_atomically as core_write_atomically
 from app.store.db import StoreError
 
 
-def fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (a rename is only durable once its directory is synced).
-
-    Args:
-        folder: the directory to sync; platforms that cannot open directories skip it.
-    """
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open a directory; NTFS journals renames itself.
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(dest: Path, data: bytes) -> None:
-    """Write `data` to `dest` so a reader sees the old file or the new one, never a torn one.
-
-    Args:
-        dest: the file to create or replace (permissions follow the user's umask).
-        data: its new content.
+    """`app.core.atomic.write_atomically`, with failures as a `StoreError` naming `dest`.
 
     Raises:
-        StoreError: the folder is missing, read-only or full (the sentence names `dest`).
+        StoreError: the folder is missing, read-only or full.
     """
-    # Not mkstemp: its 0600 would make every export private regardless of the user's umask.
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
-    created = False
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        created = True
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(dest)
-        created = False
-        fsync_dir(dest.parent)
+        core_write_atomically(dest, data)
     except OSError as exc:
         raise StoreError(f"Cannot write {dest}: {exc.strerror or exc}.") from exc
-    finally:
-        if created:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 def ensure_writable_folder(folder: Path) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core.drafts import load_draft, save_draft
 from app.core.messages import Attachment, AttachmentKind
 from app.core.settings import Settings, save_settings
 from app.store.sessions import SessionStore
@@ -131,6 +132,7 @@ class MainWindow(QMainWindow):
         # imports do not compete with building and painting the window.
         self.controller.set_engine_factory(engine_factory)
         self._update_welcome()
+        self.composer.set_text(load_draft(data_dir))  # what was typed before the last close
         self.composer.focus_input()
 
     # -- composition -------------------------------------------------------------------------
@@ -358,6 +360,7 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self)
+        save_draft(self._data_dir, self.composer.text())  # unsent text survives the close
         self.video.shutdown()  # first: it cancels its question on the worker and saves it
         self.controller.shutdown()
         self.documents.shutdown()

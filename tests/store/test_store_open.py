@@ -153,11 +153,13 @@ def _open_after(start: threading.Barrier, folder: Path, errors: list[BaseExcepti
 
 def test_two_programs_creating_the_same_store_at_once_both_succeed(tmp_path: Path) -> None:
     """The GUI and the CLI may both start on a fresh data folder: one migrates, one waits."""
-    for attempt in range(5):
-        start = threading.Barrier(2)
+    # Four openers, twenty fresh folders: enough to hit the journal-mode switch and the
+    # pre-migration backup racing each other (both failed this test before they waited).
+    for attempt in range(20):
+        start = threading.Barrier(4)
         errors: list[BaseException] = []
         args = (start, tmp_path / f"race-{attempt}", errors)
-        threads = [threading.Thread(target=_open_after, args=args) for _ in range(2)]
+        threads = [threading.Thread(target=_open_after, args=args) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -186,3 +186,14 @@ def test_attachment_of_a_message_opens_a_preview_without_a_model(qtbot, open_win
     dialog = window.show_attachment(attachment)
     assert dialog is not None and dialog.isVisible()
     dialog.close()
+
+
+def test_unsent_text_survives_closing_and_reopening_the_window(qtbot, open_window):
+    window = open_window()
+    qtbot.keyClicks(window.composer.editor, "half a question about the invoice")
+    window.close()
+    reopened = open_window()
+    assert reopened.composer.text() == "half a question about the invoice"
+    reopened.composer.clear()
+    reopened.close()
+    assert open_window().composer.text() == ""  # a sent or cleared draft is not brought back

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from app.core.atomic import write_atomically
 from app.core.grounding import boxes_to_json
 from app.core.messages import Box
 from app.core.video.data import VideoInfo
@@ -40,7 +39,7 @@ def export_frames_csv(run: VideoRun, dest: Path) -> None:
             [result.index, f"{result.time_s:.3f}", format_time(result.time_s), result.answer,
              len(result.boxes), boxes]
         )  # fmt: skip
-    _write_atomically(dest, text.getvalue().encode("utf-8-sig"))
+    _write(dest, text.getvalue().encode("utf-8-sig"))
 
 
 def export_frames_json(run: VideoRun, dest: Path) -> None:
@@ -53,7 +52,7 @@ def export_frames_json(run: VideoRun, dest: Path) -> None:
     info = run.info or VideoInfo(0.0, 0.0, run.video.width or 0, run.video.height or 0, 0)
     document = {"question": run.question, "video_name": run.video.name,
                 **run_json(info, run.results, run.summary)}  # fmt: skip
-    _write_atomically(dest, _json_bytes(document))
+    _write(dest, _json_bytes(document))
 
 
 def export_annotated_frames(
@@ -81,7 +80,7 @@ def export_annotated_frames(
     for position, frame in enumerate(run.frames):
         clock = format_time(frame.time_s).replace(":", "-")
         target = dest_dir / f"{stem}_{position + 1:04d}_{clock}.jpg"
-        _write_atomically(target, blob_path(frame.image.sha256 or "").read_bytes())
+        _write(target, blob_path(frame.image.sha256 or "").read_bytes())
         written.append(target)
         sizes.append((frame.image.width or 0, frame.image.height or 0))
         if frame.result is not None:
@@ -89,7 +88,7 @@ def export_annotated_frames(
     document = boxes_to_json(boxes, sizes, [p.name for p in written])
     document["times_s"] = [round(f.time_s, 3) for f in run.frames]
     boxes_file = dest_dir / "boxes.json"
-    _write_atomically(boxes_file, _json_bytes(document))
+    _write(boxes_file, _json_bytes(document))
     return [*written, boxes_file]
 
 
@@ -97,14 +96,6 @@ def _json_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
 
 
-def _write_atomically(dest: Path, data: bytes) -> None:
-    """Temp file in the same folder, then rename: a reader never sees half a file."""
+def _write(dest: Path, data: bytes) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(dest, data)
