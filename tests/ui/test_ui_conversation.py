@@ -197,3 +197,21 @@ def test_unsent_text_survives_closing_and_reopening_the_window(qtbot, open_windo
     reopened.composer.clear()
     reopened.close()
     assert open_window().composer.text() == ""  # a sent or cleared draft is not brought back
+
+
+def test_a_store_failure_on_edit_or_copy_becomes_a_notice(qtbot, open_window, monkeypatch):
+    from app.store.db import StoreError
+
+    window = open_window(["An answer."])
+    _type_and_send(qtbot, window, "A question")
+    _wait_idle(qtbot, window)
+    question_id = window._store.messages(window.controller.session_id)[0].id
+
+    def locked(_session_id):
+        raise StoreError("sessions.sqlite3 is locked by another program.")
+
+    monkeypatch.setattr(window._store, "messages", locked)
+    with qtbot.waitSignal(window.controller.message_posted) as posted:
+        window.controller.edit(question_id)  # no traceback: a sentence instead
+    assert "locked" in posted.args[0]
+    assert window.controller.last_answer() == ""
