@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.inference.engine import CancelToken, Engine
+from app.inference.engine import CancelToken, Engine, run_to_end
 from app.ui.engine_runner import JobEmit, JobFunction
 
 if TYPE_CHECKING:
@@ -96,17 +96,15 @@ def clip_job(
         The job; it returns the `GenerationResult`.
     """
 
-    def job(engine: Engine, cancel: CancelToken, emit: JobEmit) -> object:
-        from app.inference.engine import run_to_end
+    def stream(engine: Engine, cancel: CancelToken) -> Any:
         from app.inference.frames import ask_about_clip
 
-        stream = ask_about_clip(
+        return ask_about_clip(
             engine, question, frames, video_name, duration_s, cancel,  # type: ignore[arg-type]
             max_new_tokens=max_new_tokens, temperature=decoding.temperature, top_p=decoding.top_p,
         )  # fmt: skip
-        return run_to_end(stream, emit)
 
-    return job
+    return _streaming_job(stream)
 
 
 def summary_job(
@@ -123,14 +121,21 @@ def summary_job(
         The job; it returns the `GenerationResult`.
     """
 
-    def job(engine: Engine, cancel: CancelToken, emit: JobEmit) -> object:
-        from app.inference.engine import run_to_end
+    def stream(engine: Engine, cancel: CancelToken) -> Any:
         from app.inference.frames import summarize_frames
 
-        stream = summarize_frames(
+        return summarize_frames(
             engine, question, results, video_name, duration_s, cancel,  # type: ignore[arg-type]
             max_new_tokens=max_new_tokens, temperature=decoding.temperature, top_p=decoding.top_p,
         )  # fmt: skip
-        return run_to_end(stream, emit)
+
+    return _streaming_job(stream)
+
+
+def _streaming_job(stream: Callable[[Engine, CancelToken], Any]) -> JobFunction:
+    """A job that drives a text stream, emitting each chunk, and returns its `GenerationResult`."""
+
+    def job(engine: Engine, cancel: CancelToken, emit: JobEmit) -> object:
+        return run_to_end(stream(engine, cancel), emit)
 
     return job
