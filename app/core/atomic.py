@@ -26,12 +26,14 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(dest: Path, data: bytes) -> None:
+def write_atomically(dest: Path, data: bytes, *, private: bool = False) -> None:
     """Write `data` to `dest` so a reader (or a crash) sees the old file or the new one, never half.
 
     Args:
-        dest: the file to create or replace (permissions follow the user's umask).
+        dest: the file to create or replace.
         data: its new content.
+        private: make it 0600 (the data folder's own files); otherwise permissions follow the
+            user's umask, as an export the user saves somewhere expects.
 
     Raises:
         OSError: the folder is missing, read-only or full (`dest` is left as it was).
@@ -40,7 +42,8 @@ def write_atomically(dest: Path, data: bytes) -> None:
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
     created = False
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o600 if private else 0o666)
         created = True
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -24,7 +24,7 @@ def save_draft(data_dir: Path, text: str) -> None:
     path = data_dir / DRAFT_FILE
     try:
         if text.strip():
-            write_atomically(path, text.encode("utf-8"))
+            write_atomically(path, text.encode("utf-8"), private=True)
         else:
             path.unlink(missing_ok=True)
     except OSError as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
 
 import platformdirs
@@ -13,6 +15,8 @@ DATA_DIR_ENV = "SCOUT_DESK_DATA_DIR"
 MODEL_ENV = "SCOUT_DESK_MODEL"
 
 _APP_NAME = "scout-desk"
+
+log = logging.getLogger(__name__)
 
 
 class DataDirError(Exception):
@@ -32,8 +36,8 @@ def data_dir(override: str | Path | None = None) -> Path:
         override: a folder from `--data-dir`; beats the environment and the platform default.
 
     Returns:
-        The absolute folder, which exists. A folder created here gets mode 0700 (chat history is
-        private); an existing folder keeps its permissions, since the user chose it.
+        The absolute folder, which exists, with mode 0700 (chat history is private): one created
+        here gets it, and an existing one that others could read is tightened to it (logged).
 
     Raises:
         DataDirError: the folder cannot be created or a file is in its place.
@@ -60,6 +64,7 @@ def ensure_private_dir(folder: Path) -> Path:
         DataDirError: it cannot be created, or something that is not a folder is in its way.
     """
     if folder.is_dir():
+        make_private(folder)
         return folder
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -71,6 +76,31 @@ def ensure_private_dir(folder: Path) -> Path:
         reason = exc.strerror or str(exc)
         raise DataDirError(f"Cannot create the folder {folder}: {reason}.") from None
     return folder
+
+
+def make_private(path: Path) -> bool:
+    """Take away every permission of the group and others from `path`, when it has any.
+
+    Data made by an older Scout Desk (a database created 0644), by hand or under a loose umask
+    would otherwise stay readable by every account on the machine. A file or folder that cannot
+    be changed (another user's) is logged and left as it is.
+
+    Args:
+        path: a file or folder of the data folder.
+
+    Returns:
+        True when its permissions were changed.
+    """
+    try:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if not mode & 0o077 or path.is_symlink():
+            return False
+        path.chmod(mode & 0o700)
+    except OSError as exc:
+        log.warning("cannot make %s private (%s); others may be able to read it", path, exc)
+        return False
+    log.warning("made %s private: mode %04o is now %04o", path, mode, mode & 0o700)
+    return True
 
 
 def model_dir_from_env() -> Path | None:

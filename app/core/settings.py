@@ -194,4 +194,4 @@ def save_settings(path: Path, settings: Settings) -> None:
         OSError: the folder is not writable or the disk is full (the old file is left intact).
     """
     data = json.dumps(settings_to_dict(settings), indent=2) + "\n"
-    write_atomically(path, data.encode("utf-8"))
+    write_atomically(path, data.encode("utf-8"), private=True)

@@ -88,5 +88,10 @@ _V1 = (
 # skipped (and logged) without hiding the others, let alone the message. NULL means no boxes.
 _V2 = ("ALTER TABLE messages ADD COLUMN boxes TEXT",)
 
+# v3: which open store (its writer lease, `app/store/leases.py`) is streaming an unfinished
+# answer, so that opening the store in a second process finalises only answers whose writer is
+# gone, never one another live process is still writing. NULL: written before v3 (or finished).
+_V3 = ("ALTER TABLE messages ADD COLUMN writer TEXT",)
+
 #: Every migration, oldest first; the schema version this code writes is `len(MIGRATIONS)`.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)

@@ -24,7 +24,8 @@ from app.core.messages import (
 )
 from app.store.blobs import BlobStore
 from app.store.db import StoreError, connect, environment_errors, migrate, transaction
-from app.store.files import ensure_writable_folder
+from app.store.files import ensure_private_file, ensure_writable_folder
+from app.store.leases import LEASES_DIR, WriterLease, claim_if_gone, sweep_orphans
 from app.store.reads import read_messages, read_sessions, search_messages
 from app.store.references import companion_shas
 from app.store.rows import ATTACHMENT_INSERT, attachment_values, boxes_to_json, timings_to_json
@@ -42,6 +43,10 @@ _TITLE_CHARS = 60
 
 class NotFoundError(StoreError):
     """No session or message has the id asked for."""
+
+
+class AnswerClosedError(StoreError):
+    """A checkpoint found its answer no longer open for this store: the text was not saved."""
 
 
 def _new_id() -> str:
@@ -68,17 +73,23 @@ def derive_title(text: str, attachments: Sequence[Attachment] = ()) -> str | Non
 class SessionStore:
     """All chats of one data folder. Use from one thread; open it with `SessionStore.open`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, blobs: BlobStore) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, blobs: BlobStore, lease: WriterLease
+    ) -> None:
         """Wrap an open, migrated connection (call `open` instead)."""
         self._conn = conn
         self.path = path
         self.blobs = blobs
+        self._lease = lease
 
     @classmethod
     def open(cls, data_dir: Path | str) -> SessionStore:
         """Open (creating when new) the store in `data_dir`.
 
-        Answers a crash left mid-stream are finalised as cancelled, keeping their partial text.
+        Answers left mid-stream by a process that has since ended (a crash, a kill) are finalised
+        as cancelled, keeping their partial text. An answer another open store is streaming
+        right now, in this process or another, is left alone: it is recognised by its writer's
+        lease (`app/store/leases.py`), never by being unfinished.
 
         Args:
             data_dir: the data folder; `sessions.sqlite3` and `blobs/` live in it.
@@ -95,20 +106,29 @@ class SessionStore:
         db_path = data_dir / DB_NAME
         if db_path.exists() and not db_path.is_file():
             raise StoreError(f"{db_path} is not a regular file; move it aside and try again.")
-        conn = connect(db_path)
+        ensure_private_file(db_path)
+        conn = connect(db_path)  # first: a damaged database is refused before anything is made
         try:
-            migrate(conn, db_path)
-            store = cls(conn, db_path, BlobStore(data_dir / BLOBS_DIR))
-            store._finalise_interrupted()
+            lease = WriterLease(data_dir / LEASES_DIR)
         except BaseException:
             conn.close()
             raise
+        try:
+            migrate(conn, db_path)
+            store = cls(conn, db_path, BlobStore(data_dir / BLOBS_DIR), lease)
+            store._finalise_interrupted()
+        except BaseException:
+            conn.close()
+            lease.release()
+            raise
+        sweep_orphans(data_dir / LEASES_DIR)
         return store
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Close the database and give up the writer lease (idempotent)."""
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+        self._lease.release()
 
     def __enter__(self) -> SessionStore:
         return self
@@ -132,14 +152,33 @@ class SessionStore:
             yield self._conn
 
     def _finalise_interrupted(self) -> None:
-        with self._writing() as conn:
-            count = conn.execute(
-                "UPDATE messages SET stop_reason = ?, error = ? "
-                "WHERE role = ? AND stop_reason IS NULL",
-                (StopReason.CANCELLED.value, INTERRUPTED, Role.ASSISTANT.value),
-            ).rowcount
+        """Close the unfinished answers of writers that are gone; leave live writers' alone."""
+        with self._reading() as conn:
+            writers = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT writer FROM messages WHERE role = ? AND stop_reason IS NULL",
+                    (Role.ASSISTANT.value,),
+                )
+            ]
+        count = 0
+        for writer in writers:
+            if writer is None:  # streamed by a Scout Desk older than leases: none is alive now
+                count += self._finalise_writer("writer IS NULL", ())
+            elif writer != self._lease.id:
+                with claim_if_gone(self.path.parent / LEASES_DIR, str(writer)) as gone:
+                    if gone:
+                        count += self._finalise_writer("writer = ?", (writer,))
         if count:
             log.warning("finalised %d answer(s) interrupted by an earlier exit", count)
+
+    def _finalise_writer(self, where: str, params: tuple[object, ...]) -> int:
+        with self._writing() as conn:
+            return conn.execute(
+                "UPDATE messages SET stop_reason = ?, error = ?, writer = NULL "
+                f"WHERE role = ? AND stop_reason IS NULL AND {where}",
+                (StopReason.CANCELLED.value, INTERRUPTED, Role.ASSISTANT.value, *params),
+            ).rowcount
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -301,25 +340,38 @@ class SessionStore:
         return Message(mid, session_id, Role.USER, text, now, attachments=tuple(attachments))
 
     def begin_assistant_message(self, session_id: str) -> Message:
-        """Start an answer (empty, `stop_reason` None) that streaming checkpoints will fill."""
+        """Start an answer (empty, `stop_reason` None) that streaming checkpoints will fill.
+
+        The answer is stamped with this store's writer lease: while this store is open, no
+        other store finalises it as interrupted.
+        """
         now = time.time()
         with self._writing() as conn:
             self._session_row(conn, session_id)
             mid = self._insert_message(conn, session_id, Role.ASSISTANT, "", (), now)
+            conn.execute("UPDATE messages SET writer = ? WHERE id = ?", (self._lease.id, mid))
         return Message(mid, session_id, Role.ASSISTANT, "", now)
 
     def checkpoint_message(self, message_id: str, text: str) -> None:
         """Save the text streamed so far (about once a second) so a crash loses at most that.
 
-        A checkpoint arriving after the answer was finished is ignored.
+        Raises:
+            NotFoundError: no message has that id.
+            AnswerClosedError: the answer is finished, or is not this store's to write (begun
+                by another store); the text was not saved. Never silent: a caller that went on
+                streaming would lose everything after this point.
         """
         with self._writing() as conn:
             changed = conn.execute(
-                "UPDATE messages SET text = ? WHERE id = ? AND stop_reason IS NULL",
-                (text, message_id),
+                "UPDATE messages SET text = ? WHERE id = ? AND stop_reason IS NULL AND writer = ?",
+                (text, message_id, self._lease.id),
             ).rowcount
             if not changed:
                 self._message_session(conn, message_id)  # raises for an unknown id
+                raise AnswerClosedError(
+                    f"The answer {message_id} in {self.path} is already finished or is being "
+                    "written by another Scout Desk; this checkpoint was not saved."
+                )
 
     def finish_message(
         self,
@@ -348,8 +400,8 @@ class SessionStore:
         with self._writing() as conn:
             session_id = self._message_session(conn, message_id)
             conn.execute(
-                "UPDATE messages SET text = ?, stop_reason = ?, timings = ?, error = ?, boxes = ? "
-                "WHERE id = ?",
+                "UPDATE messages SET text = ?, stop_reason = ?, timings = ?, error = ?, boxes = ?, "
+                "writer = NULL WHERE id = ?",
                 (
                     text,
                     StopReason(stop_reason).value,

@@ -79,13 +79,14 @@ def test_created_folders_are_private(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
-def test_an_existing_folder_keeps_its_permissions(tmp_path: Path) -> None:
+def test_an_existing_loose_folder_is_made_private(tmp_path: Path) -> None:
+    # A data folder others can read (made by an older version, or by hand) exposes every chat.
     existing = tmp_path / "shared"
     existing.mkdir(mode=0o755)
     existing.chmod(0o755)
 
     assert paths.data_dir(existing) == existing
-    assert _mode(existing) == 0o755
+    assert _mode(existing) == 0o700
 
 
 def test_a_file_in_the_way_is_a_clear_error(tmp_path: Path) -> None:

@@ -146,7 +146,7 @@ def test_a_v1_database_migrates_after_a_backup_and_keeps_every_message(data_dir:
     ).fetchone() == (2,)
     backup.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
     conn.close()
 
 

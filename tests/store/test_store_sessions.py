@@ -21,7 +21,13 @@ from app.core.messages import (
 )
 from app.store.blobs import GC_GRACE_S
 from app.store.db import StoreError
-from app.store.sessions import DB_NAME, DEFAULT_TITLE, NotFoundError, SessionStore
+from app.store.sessions import (
+    DB_NAME,
+    DEFAULT_TITLE,
+    AnswerClosedError,
+    NotFoundError,
+    SessionStore,
+)
 
 
 def _image(store: SessionStore, data: bytes, name: str = "red.png") -> Attachment:
@@ -123,7 +129,9 @@ def test_an_answer_streams_through_checkpoints_to_its_final_form(store: SessionS
     assert store.messages(session.id)[1].text == "one"
     timings = Timings(load_s=1.5, ttft_s=0.2, decode_tokens_per_s=31.0, completion_tokens=3)
     store.finish_message(answer.id, "one two three", StopReason.LENGTH, timings, error="")
-    store.checkpoint_message(answer.id, "late checkpoint")  # after finish: ignored
+    # After finish a checkpoint is refused loudly: a silent no-op once hid lost answers.
+    with pytest.raises(AnswerClosedError, match="already finished"):
+        store.checkpoint_message(answer.id, "late checkpoint")
     final = store.messages(session.id)[1]
     assert (final.text, final.stop_reason, final.timings) == (
         "one two three",
