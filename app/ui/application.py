@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDialogButtonBox,
-    QLabel,
     QMessageBox,
     QPlainTextEdit,
     QVBoxLayout,
@@ -44,6 +43,7 @@ from app.store.db import StoreError
 from app.store.sessions import SessionStore
 from app.ui.chat_controller import EngineBuilder
 from app.ui.main_window import MainWindow
+from app.ui.plain_text import plain_label, plain_message_box
 from app.ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class CrashDialog(QDialog):
         self.setWindowTitle("Scout Desk hit a bug")
         self.resize(720, 460)
         saved = f"The details were saved to {log_file}." if log_file else ""
-        intro = QLabel(
+        intro = plain_label(  # it names the log file's folder, which the user chose
             "Something went wrong inside Scout Desk. Your chats are saved as you go; it is "
             f"safest to restart. {saved} Copying the details helps fix it."
         )
@@ -294,7 +294,9 @@ def _application() -> QApplication:
 def _fatal(message: str, probe: bool) -> int:
     print(f"scout-desk: {message}", file=sys.stderr)
     if not probe:
-        QMessageBox.critical(None, "Scout Desk cannot start", message)
+        # The message quotes the data folder or the database, which may be named anything.
+        title = "Scout Desk cannot start"
+        plain_message_box(None, QMessageBox.Icon.Critical, title, message).exec()
     return EXIT_START_FAILED
 
 

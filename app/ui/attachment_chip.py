@@ -9,6 +9,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QToolButton, QWidget
 
 from app.core.messages import Attachment, AttachmentStatus
+from app.ui.plain_text import plain_button_text, plain_html
 
 ThumbnailFor = Callable[[Attachment], QPixmap | None]
 
@@ -58,8 +59,8 @@ class AttachmentChip(QToolButton):
         self.setObjectName("attachmentChip")
         self.setProperty("status", str(attachment.status))
         self.setAutoRaise(True)
-        self.setText(f"{_shorten(attachment.name)}\n{_shorten(status)}")
-        self.setToolTip(f"{attachment.name}: {attachment.detail or status}")
+        self.setText(plain_button_text(f"{_shorten(attachment.name)}\n{_shorten(status)}"))
+        self.setToolTip(plain_html(f"{attachment.name}: {attachment.detail or status}"))
         self.setAccessibleName(f"Attachment {attachment.name}, {status}")
         if thumbnail is not None and not thumbnail.isNull():
             self.setIcon(QIcon(thumbnail))

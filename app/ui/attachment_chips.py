@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
+from app.ui.plain_text import plain_html, plain_label, plain_title
 
 _MAX_NAME = 28
 PDF_MIME = "application/pdf"
@@ -72,14 +73,13 @@ class AttachmentChip(QFrame):
         self.original: Attachment | None = None
         #: For a page image: the chip of the PDF it was rendered from.
         self.source_chip: AttachmentChip | None = None
-        self._label = QLabel(self)
-        self._label.setTextFormat(Qt.TextFormat.PlainText)  # a file name is never markup
+        self._label = plain_label(parent=self)  # a file name is never markup
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._on_self_context_menu_requested)
         self._remove = QToolButton(self)
         self._remove.setText("×")
         self._remove.setAccessibleName(f"Remove {name}")
-        self._remove.setToolTip(f"Remove {name}")
+        self._remove.setToolTip(plain_html(f"Remove {name}"))
         self._remove.setCursor(Qt.CursorShape.PointingHandCursor)
         self._remove.clicked.connect(self.remove_requested)
         self._options = QToolButton(self)
@@ -165,7 +165,7 @@ class AttachmentChip(QFrame):
         self._label.setText(f"{shown} — {status}")
         tip = self.attachment.detail if self.attachment and self.is_document else self.status_text
         hint = "\nClick for the report of what was read." if self.is_document else ""
-        self.setToolTip(f"{name}\n{tip}{hint}")
+        self.setToolTip(plain_html(f"{name}\n{tip}{hint}"))
         self._options.setVisible(self.is_document)
         self.setAccessibleName(f"Attachment {self.name}: {self.status_text}")
         self.setProperty("state", self.state)
@@ -407,7 +407,7 @@ def preview_attachment(parent: QWidget, attachment: Attachment, blob_path: Path)
     """
     dialog = QDialog(parent)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
-    dialog.setWindowTitle(attachment.name)
+    dialog.setWindowTitle(plain_title(attachment.name))
     layout = QVBoxLayout(dialog)
     body: QWidget
     image = _preview_image(blob_path) if attachment.kind is AttachmentKind.IMAGE else QImage()
@@ -437,9 +437,8 @@ def preview_attachment(parent: QWidget, attachment: Attachment, blob_path: Path)
 
 
 def _plain_label(text: str) -> QLabel:
-    """A label that shows `text` as it is: file names and ingest errors are never markup."""
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)
+    """A wrapping label showing `text` as it is: file names and ingest errors are never markup."""
+    label = plain_label(text)
     label.setWordWrap(True)
     return label
 

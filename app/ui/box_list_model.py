@@ -8,6 +8,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 
 from app.core.messages import Box
 from app.ui.overlay_render import Colours, colour_of, display_label
+from app.ui.plain_text import plain_html
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -71,7 +72,7 @@ class BoxListModel(QAbstractListModel):
             return colour_of(box.label, self._colours)
         if role == Qt.ItemDataRole.ToolTipRole:
             size = f"{box.x2 - box.x1} × {box.y2 - box.y1} px"
-            return f"{display_label(box, box_index)}\n{coords_text(box)}  ({size})"
+            return plain_html(f"{display_label(box, box_index)}\n{coords_text(box)}  ({size})")
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return copy_line(box, box_index)
         if role == BOX_ROLE:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+
+from app.ui.plain_text import plain_label
 
 
 def progress_text(done: int, total: int, label: str) -> str:
@@ -33,7 +35,7 @@ class ChunkProgress(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ChunkProgress")
-        self.label = QLabel(self)
+        self.label = plain_label(parent=self)  # it names the files being read
         self.label.setObjectName("ChunkProgressLabel")
         self.label.setAccessibleName("Chunk progress")
         self.bar = QProgressBar(self)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QTextEdit
 
 from app.core.citations import Citation, find_citations
 from app.ui.answer_links import document_ranges
+from app.ui.plain_text import plain_html
 
 #: The scheme of citation links; `SafeMarkdownView` reports them and opens nothing itself.
 CITE_SCHEME = "scout-cite"
@@ -115,7 +116,7 @@ def link_citations(
             fmt.setAnchorHref(href)
             fmt.setForeground(link_colour)
             fmt.setFontUnderline(True)
-            fmt.setToolTip(_tooltip(citation))
+            fmt.setToolTip(plain_html(_tooltip(citation)))
             cursor.mergeCharFormat(fmt)
         linked.append(citation)
     return linked

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QWidget
 
 from app.core.documents import Document, DocumentSource, EntryStatus, ManifestEntry
 from app.core.messages import Attachment
+from app.ui.plain_text import plain_html
 
 #: Asks for a PDF's password: (parent, file name, the last one was wrong) → password or None.
 PasswordPrompt = Callable[[QWidget | None, str, bool], str | None]
@@ -33,7 +34,9 @@ def ask_pdf_password(parent: QWidget | None, name: str, wrong: bool) -> str | No
         label = f"That password for “{name}” is not right. Try again:"
     else:
         label = f"“{name}” is password-protected. Enter its password to read it:"
-    text, ok = QInputDialog.getText(parent, "PDF password", label, QLineEdit.EchoMode.Password)
+    # The dialog's label guesses its format and offers no plain-text switch: escape the name.
+    shown = plain_html(label)
+    text, ok = QInputDialog.getText(parent, "PDF password", shown, QLineEdit.EchoMode.Password)
     return text if ok and text else None
 
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.core.documents import Document, DocumentSource, EntryStatus
 from app.ui.document_options import MAX_PAGE_IMAGES, page_key
+from app.ui.plain_text import plain_title
 
 _KEY = Qt.ItemDataRole.UserRole
 
@@ -45,7 +46,7 @@ class DocumentReport(QDialog):
         self.setObjectName("DocumentReport")
         self.document = document
         self._is_pdf = document.source is DocumentSource.PDF
-        self.setWindowTitle(f"{document.name} — what was read")
+        self.setWindowTitle(plain_title(f"{document.name} — what was read"))
         self.summary = QLabel(self)
         self.summary.setObjectName("ReportSummary")
         self.summary.setWordWrap(True)

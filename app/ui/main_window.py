@@ -34,6 +34,7 @@ from app.ui.documents_controller import DocumentsController
 from app.ui.grounding_controller import GroundingController
 from app.ui.image_viewer import ImageViewer
 from app.ui.ingest_pool import IngestPool
+from app.ui.plain_text import plain_message_box
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.sidebar import Sidebar
 from app.ui.status_bar import StatusBar
@@ -340,12 +341,12 @@ class MainWindow(QMainWindow):
         )
 
     def _show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Scout Desk",
+        text = (
             f"Scout Desk {__version__}\nQuestion images, video and documents with Llama 4 Scout, "
-            f"locally.\n\nData folder: {self._data_dir}",
+            f"locally.\n\nData folder: {self._data_dir}"
         )
+        # Not `QMessageBox.about`: it would take a data folder named like markup as HTML.
+        plain_message_box(self, QMessageBox.Icon.Information, "About Scout Desk", text).exec()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         # Cancel and save a streaming answer, then join the worker and the ingest pool.

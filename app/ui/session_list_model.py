@@ -15,6 +15,7 @@ from PySide6.QtCore import (
 )
 
 from app.core.messages import SessionInfo
+from app.ui.plain_text import plain_html
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -68,7 +69,7 @@ class SessionListModel(QAbstractListModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return info.title or "Untitled chat"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{info.title}\n{_subtitle(info)}"
+            return plain_html(f"{info.title}\n{_subtitle(info)}")
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"Chat: {info.title}, {_subtitle(info)}"
         if role == SESSION_ROLE:

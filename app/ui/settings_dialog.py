@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.settings import MAX_NEW_TOKENS_LIMIT, Settings
+from app.ui.plain_text import plain_label
 
 QUANTIZATIONS = (
     ("nf4", "4-bit NF4 (recommended)"),
@@ -88,7 +88,9 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Model folder:", model_row)
         if model_override is not None:
-            note = QLabel(f"For this run {model_override} wins (from --model or SCOUT_DESK_MODEL).")
+            note = plain_label(
+                f"For this run {model_override} wins (from --model or SCOUT_DESK_MODEL)."
+            )
             note.setWordWrap(True)
             form.addRow("", note)
         form.addRow("Quantization:", self.quant_combo)

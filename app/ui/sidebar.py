@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.core.messages import SearchHit
 from app.store.db import StoreError
 from app.store.sessions import SessionStore
+from app.ui.plain_text import plain_html
 from app.ui.session_list_model import SESSION_ID_ROLE, SessionListModel
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Sidebar(QWidget):
         self.model = SessionListModel(self)
         self.model.title_edited.connect(self.rename_session)
         self.list_view = QListView(self)
+        self.list_view.setObjectName("SessionList")
         self.list_view.setAccessibleName("Chats")
         self.list_view.setModel(self.model)
         self.list_view.setUniformItemSizes(True)
@@ -99,6 +101,7 @@ class Sidebar(QWidget):
         self.list_view.clicked.connect(self._on_list_view_activated)
 
         self.hits_list = QListWidget(self)
+        self.hits_list.setObjectName("SearchHits")
         self.hits_list.setAccessibleName("Search results")
         self.hits_list.setWordWrap(True)
         self.hits_list.itemActivated.connect(self._on_hits_list_item)
@@ -249,7 +252,7 @@ class Sidebar(QWidget):
             snippet = " ".join(hit.snippet.split())
             item = QListWidgetItem(f"{hit.session_title}\n{snippet}")
             item.setData(_HIT_ROLE, (hit.session_id, hit.message_id))
-            item.setToolTip(snippet)
+            item.setToolTip(plain_html(snippet))
             self.hits_list.addItem(item)
         if not hits:
             empty = QListWidgetItem("No messages match.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFontDatabase, QTextCursor, QTextFormat
-from PySide6.QtWidgets import QDialog, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
+
+from app.ui.plain_text import plain_label, plain_title
 
 #: More text than this is cut (with a note): a view is for reading around a citation.
 MAX_CHARS = 4_000_000
@@ -32,7 +34,7 @@ class SourceView(QDialog):
         super().__init__(parent)
         self.setObjectName("SourceView")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
-        self.setWindowTitle(title)
+        self.setWindowTitle(plain_title(title))
         self.first_line = first_line
         cut = len(text) > MAX_CHARS
         self.editor = QPlainTextEdit(self)
@@ -46,8 +48,7 @@ class SourceView(QDialog):
         caption = f"{title} — read-only, at {where}"
         if cut:
             caption += f" (only the first {MAX_CHARS:,} characters are shown)"
-        self.caption = QLabel(caption, self)
-        self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.caption = plain_label(caption, self)
         layout = QVBoxLayout(self)
         layout.addWidget(self.caption)
         layout.addWidget(self.editor, 1)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QStatusBar, QWidget
 
 from app.core.messages import Timings
 from app.core.timings_text import timings_text
 from app.inference.engine import EngineStatus, LoadProgress
+from app.ui.plain_text import plain_html, plain_label
 
 _UNDO_MS = 10_000
 _STATE_WORDS = {
@@ -46,12 +47,14 @@ class StatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSizeGripEnabled(False)
-        self.engine_label = QLabel(_STATE_WORDS["not loaded"], self)
-        self.engine_label.setTextFormat(Qt.TextFormat.PlainText)  # load errors quote paths
+        # All plain: load errors quote paths, the engine names its device, Undo names a chat.
+        self.engine_label = plain_label(_STATE_WORDS["not loaded"], self)
+        self.engine_label.setObjectName("EngineLabel")
         self.engine_label.setAccessibleName("Engine state")
-        self.speed_label = QLabel(self)
+        self.speed_label = plain_label(parent=self)
         self.speed_label.setAccessibleName("Speed of the last answer")
-        self.memory_label = QLabel(self)
+        self.memory_label = plain_label(parent=self)
+        self.memory_label.setObjectName("MemoryLabel")
         self.memory_label.setAccessibleName("Model memory")
         for label in (self.speed_label, self.memory_label, self.engine_label):
             self.addPermanentWidget(label)
@@ -59,7 +62,8 @@ class StatusBar(QStatusBar):
         self.memory_label.hide()
 
         self._undo_box = QWidget(self)
-        self.undo_label = QLabel(self._undo_box)
+        self.undo_label = plain_label(parent=self._undo_box)
+        self.undo_label.setObjectName("UndoLabel")
         self.undo_button = QPushButton("Undo", self._undo_box)
         self.undo_button.setAccessibleName("Undo")
         self.undo_button.setFlat(True)
@@ -83,19 +87,19 @@ class StatusBar(QStatusBar):
             detail: a sentence shown as tooltip (why the model is not available, say).
         """
         self.engine_label.setText(_STATE_WORDS.get(state, f"Model: {state}"))
-        self.engine_label.setToolTip(detail)
+        self.engine_label.setToolTip(plain_html(detail))
 
     def set_load_progress(self, progress: LoadProgress) -> None:
         """Show how far a load has come."""
         if progress.total:
             percent = 100 * progress.done // max(1, progress.total)
             self.engine_label.setText(f"Model: loading {percent}%")
-        self.engine_label.setToolTip(progress.message)
+        self.engine_label.setToolTip(plain_html(progress.message))
 
     def set_engine_status(self, status: EngineStatus) -> None:
         """Show the loaded model's name, device and memory."""
         self.memory_label.setText(memory_text(status))
-        self.memory_label.setToolTip(status.name)
+        self.memory_label.setToolTip(plain_html(status.name))
         self.memory_label.setVisible(bool(self.memory_label.text()))
 
     def set_timings(self, timings: Timings | None) -> None:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.messages import StopReason
+from app.ui.plain_text import plain_html
 from app.ui.video_timeline import TimelineFrame, clock
 
 #: The item data role that carries the row's `TimelineFrame`.
@@ -94,7 +95,7 @@ class FrameListModel(QAbstractListModel):
             boxes = f" · {len(frame.boxes)} boxes" if frame.boxes else ""
             return f"{clock(frame.time_s)}{boxes} — {answer_line(frame)}"
         if role == Qt.ItemDataRole.ToolTipRole and frame.answer:
-            return frame.answer
+            return plain_html(frame.answer)
         return None
 
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from app.core.messages import Box
 from app.ui.image_canvas import ImageCanvas
 from app.ui.overlay_render import label_colours
+from app.ui.plain_text import plain_label
 from app.ui.video_frames import FrameList
 from app.ui.video_timeline import TimelineFrame, VideoTimeline
 
@@ -102,7 +103,6 @@ class VideoPanel(QWidget):
         self.answer_text.setFrameShape(QFrame.Shape.NoFrame)
         self.answer_text.setMaximumHeight(110)
         self.status_label = _label("videoStatus")
-        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # errors quote file names
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = self._export_button()
@@ -396,7 +396,7 @@ def facts_text(info: VideoInfo | None) -> str:
 
 
 def _label(name: str, text: str = "") -> QLabel:
-    label = QLabel(text)
+    """A named label in plain text: the panel's labels show clip names, answers and errors."""
+    label = plain_label(text)
     label.setObjectName(name)
-    label.setTextFormat(Qt.TextFormat.PlainText)
     return label
