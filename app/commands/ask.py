@@ -6,15 +6,18 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 
 from app.commands.common import (
-    cancel_on_interrupt,
+    EXIT_INTERRUPTED,
+    Interrupt,
     fail,
     model_run,
     open_store,
     progress_printer,
+    rescue_answer,
 )
 from app.core.compose import build_turns
 from app.core.documents import (
@@ -37,10 +40,13 @@ from app.core.messages import (
 from app.core.settings import Settings
 from app.core.video.attachments import clip_frames
 from app.inference.engine import (
+    Cancelled,
     CancelToken,
     EngineError,
     GenerationRequest,
+    GenerationResult,
 )
+from app.store.db import StoreError, StoreLockedError
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
 
@@ -75,14 +81,17 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(setup, int):
         return setup
     settings, model_dir = setup.settings, setup.model_dir
-    with open_store(setup.data_dir, keep=not args.no_save) as store:
+    cancel = CancelToken()
+    with Interrupt(cancel) as interrupt, open_store(setup.data_dir, keep=not args.no_save) as store:
         attachments = _ingest(args, store)
+        if interrupt.interrupted:
+            return EXIT_INTERRUPTED
         broken = [a for a in attachments if a.status is AttachmentStatus.ERROR]
         if broken:
             for attachment in broken:
                 print(f"scout-desk: {attachment.detail}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return _answer(args, settings, model_dir, store, attachments)
+        return _answer(args, settings, model_dir, store, attachments, interrupt)
 
 
 def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
@@ -115,6 +124,7 @@ def _answer(
     model_dir: Path,
     store: SessionStore,
     attachments: list[Attachment],
+    interrupt: Interrupt,
 ) -> int:
     from app.inference.local_engine import LocalLlama4Engine
 
@@ -127,27 +137,34 @@ def _answer(
     store.update_attachments(question.id, attachments)
     answer = store.begin_assistant_message(session.id)
 
+    cancel = interrupt.cancel
+    text_parts: list[str] = []
+    interrupt.set_rescue(
+        rescue_answer(store, answer.id, lambda: "".join(text_parts), keep=not args.no_save)
+    )
     engine = LocalLlama4Engine(
         model_dir, quantization=args.quantization or settings.quantization, moe=args.moe
     )
-    cancel = CancelToken()
-    text_parts: list[str] = []
     try:
-        with cancel_on_interrupt(cancel):
-            load_start = time.perf_counter()
-            engine.load(progress_printer(quiet=args.json), cancel)
-            load_s = time.perf_counter() - load_start
-            request = GenerationRequest(
-                turns=turns,
-                max_new_tokens=args.max_new_tokens or settings.max_new_tokens,
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-            )
-            result = _stream(engine.generate(request, cancel), text_parts, store, answer.id, args)
-            rows = _attachment_rows(attachments, engine, store, model_dir)
+        load_start = time.perf_counter()
+        engine.load(progress_printer(quiet=args.json), cancel)
+        load_s = time.perf_counter() - load_start
+        request = GenerationRequest(
+            turns=turns,
+            max_new_tokens=args.max_new_tokens or settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+        )
+        result = _stream(engine.generate(request, cancel), text_parts, store, answer.id, args)
+        rows = _attachment_rows(attachments, engine, store, model_dir)
+    except Cancelled:  # Ctrl+C while the model was loading: the question stays, unanswered
+        store.finish_message(answer.id, "", StopReason.CANCELLED)
+        return EXIT_INTERRUPTED
     except EngineError as error:
         store.finish_message(answer.id, "".join(text_parts), StopReason.ERROR, error=error.message)
         return fail(error.message, error.exit_code)
+    except StoreError as error:
+        return _saving_failed(store, answer.id, "".join(text_parts), error, args)
     finally:
         engine.unload()
     timings = replace(result.timings, load_s=load_s)
@@ -156,30 +173,71 @@ def _answer(
     for note in notes:
         print(f"scout-desk: {note}", file=sys.stderr)
     store.finish_message(answer.id, text, result.stop_reason, timings, boxes=boxes)
+    interrupt.set_rescue(None)  # saved for good: nothing left for a late Ctrl+C to rescue
     if args.json:
         session_id = None if args.no_save else session.id
         report = _contract_json(text, rows, timings, result.stop_reason, session_id, boxes)
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(flush=True)
-    return EXIT_OK
+    return EXIT_INTERRUPTED if interrupt.interrupted else EXIT_OK
 
 
-def _stream(stream, text_parts: list[str], store: SessionStore, message_id: str, args):
-    """Print chunks as they come (unless --json) and checkpoint the answer about once a second."""
+def _stream(
+    stream: Generator[str, None, GenerationResult],
+    text_parts: list[str],
+    store: SessionStore,
+    message_id: str,
+    args: argparse.Namespace,
+) -> GenerationResult:
+    """Print chunks as they come (unless --json) and checkpoint the answer about once a second.
+
+    The stream is always closed on the way out, which stops and joins the engine's generation
+    thread: a `StoreError` (disk full) must not leave it running when the process exits.
+    A checkpoint that finds the database locked by another program is not an error: the text
+    is kept and the next checkpoint saves it.
+    """
     last_checkpoint = time.monotonic()
-    while True:
-        try:
-            chunk = next(stream)
-        except StopIteration as stop:
-            return stop.value
-        text_parts.append(chunk)
-        if not args.json:
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
-        if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
-            store.checkpoint_message(message_id, "".join(text_parts))
-            last_checkpoint = time.monotonic()
+    told_locked = False
+    try:
+        while True:
+            try:
+                chunk = next(stream)
+            except StopIteration as stop:
+                return stop.value
+            text_parts.append(chunk)
+            if not args.json:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+            if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
+                last_checkpoint = time.monotonic()
+                try:
+                    store.checkpoint_message(message_id, "".join(text_parts))
+                except StoreLockedError:
+                    if not told_locked:
+                        told_locked = True
+                        print(
+                            "\nscout-desk: the database is busy (another program is writing to "
+                            "it); the answer goes on and is saved once it is free.",
+                            file=sys.stderr,
+                        )
+    finally:
+        stream.close()
+
+
+def _saving_failed(
+    store: SessionStore, answer_id: str, text: str, error: StoreError, args: argparse.Namespace
+) -> int:
+    """End an answer the store could not take (disk full, locked too long), keeping what it can."""
+    if not args.json:
+        print(flush=True)
+    try:
+        store.finish_message(answer_id, text, StopReason.ERROR, error=error.message)
+        kept = "the text so far is saved"
+    except StoreError:
+        kept = "the last checkpoint is kept"
+    sentence = f"the answer stopped after {len(text)} characters: {error.message} ({kept})"
+    return fail(sentence, EXIT_FAILED)
 
 
 def _attachment_rows(

@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.core import paths
+from app.core.messages import StopReason
 from app.core.settings import Settings, load_settings
 from app.inference.engine import CancelToken, LoadProgress, ModelError
 from app.store.db import StoreError
 from app.store.sessions import SessionStore
 
+log = logging.getLogger(__name__)
+
+#: The note on an answer the user stopped with Ctrl+C before the command could finish it.
+STOPPED_BY_USER = "stopped with Ctrl+C"
+
+#: The data folder or its database could not be used: opening it, or saving during an answer.
 EXIT_FAILED = 1
+#: Stopped by Ctrl+C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+#: How long a command line write waits out another program holding the database (a large
+#: import in the window) before it gives up, retrying with back-off meanwhile.
+CLI_LOCK_PATIENCE_S = 60.0
+#: After Ctrl+C, how long the command may take to stop by itself before it saves what it has
+#: and exits regardless (a prefill or a native call does not look at the cancel flag).
+INTERRUPT_GRACE_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -62,17 +81,21 @@ def model_dir_for(args: argparse.Namespace, settings: Settings) -> Path | None:
 
 @contextmanager
 def open_store(data_dir: Path, *, keep: bool) -> Iterator[SessionStore]:
-    """The user's store, or a throwaway one under a temp folder for `--no-save`."""
+    """The user's store, or a throwaway one under a temp folder for `--no-save`.
+
+    A `StoreError` anywhere in the block (opening, or saving mid-answer: disk full, locked
+    past `CLI_LOCK_PATIENCE_S`) ends the command with its sentence and `EXIT_FAILED`.
+    """
     try:
         if keep:
-            store = SessionStore.open(data_dir)
+            store = SessionStore.open(data_dir, lock_patience_s=CLI_LOCK_PATIENCE_S)
             try:
                 yield store
             finally:
                 store.close()
             return
         with tempfile.TemporaryDirectory(prefix="scout-desk-ask-") as scratch:
-            store = SessionStore.open(Path(scratch))
+            store = SessionStore.open(Path(scratch), lock_patience_s=CLI_LOCK_PATIENCE_S)
             try:
                 yield store
             finally:
@@ -81,14 +104,96 @@ def open_store(data_dir: Path, *, keep: bool) -> Iterator[SessionStore]:
         raise SystemExit(fail(error.message, EXIT_FAILED)) from None
 
 
-@contextmanager
-def cancel_on_interrupt(cancel: CancelToken) -> Iterator[None]:
-    """Ctrl+C stops the answer cleanly (saved as cancelled) instead of killing the process."""
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+class Interrupt:
+    """Ctrl+C for a headless command: stop cleanly, and within 2 s whatever the command is doing.
+
+    The first Ctrl+C sets the cancel token, which the engine checks every step; a command that
+    notices returns `EXIT_INTERRUPTED` itself, having saved its answer as cancelled. If it has
+    not ended `INTERRUPT_GRACE_S` later (a long prefill, a native call, a hung template), or at
+    a second Ctrl+C, a watchdog thread runs the rescue (saving what was streamed) and ends the
+    process with `EXIT_INTERRUPTED`: Python could not join a thread stuck in native code, and
+    leaving it running at exit aborts the interpreter.
+
+    Use as a context manager around the whole command, from the main thread.
+    """
+
+    def __init__(self, cancel: CancelToken) -> None:
+        self.cancel = cancel
+        self._rescue: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._previous: object = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether Ctrl+C was pressed."""
+        return self._timer is not None
+
+    def set_rescue(self, rescue: Callable[[], None] | None) -> None:
+        """What to save if the command must be ended from outside (runs on the watchdog)."""
+        self._rescue = rescue
+
+    def __enter__(self) -> Interrupt:
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+        signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+    def _on_sigint(self, _signum: int, _frame: object) -> None:
+        with self._lock:
+            first = self._timer is None
+            if first:
+                self.cancel.cancel()
+                self._timer = threading.Timer(INTERRUPT_GRACE_S, self._end_now)
+                self._timer.name = "ctrl-c-watchdog"
+                self._timer.daemon = True
+                self._timer.start()
+        if not first:
+            self._end_now()
+
+    def _end_now(self) -> None:
+        rescue, self._rescue = self._rescue, None
+        if rescue is not None:
+            try:
+                rescue()
+            except Exception as exc:  # the process ends either way; say what was not saved
+                print(f"scout-desk: could not save the partial answer: {exc}", file=sys.stderr)
+        print("\nscout-desk: stopped", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+
+def rescue_answer(
+    store: SessionStore,
+    answer_id: str | None,
+    text: Callable[[], str] = str,
+    *,
+    keep: bool,
+) -> Callable[[], None]:
+    """A rescue for `Interrupt`: save `text()` as the cancelled answer from the watchdog thread.
+
+    The command's own connection belongs to its thread, so the watchdog opens its own (its
+    lease leaves the answer alone) and finishes the answer by id (None: nothing is streaming,
+    what was saved stays as it is). For `--no-save` it removes the scratch folder instead,
+    which `os._exit` would otherwise leave behind.
+    """
+    data_dir = store.path.parent
+
+    def rescue() -> None:
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            return
+        if answer_id is None:
+            return
+        # Brief patience: the whole stop must stay within about two seconds.
+        with SessionStore.open(data_dir, lock_patience_s=0.3) as own:
+            own.finish_message(answer_id, text(), StopReason.CANCELLED, error=STOPPED_BY_USER)
+
+    return rescue
 
 
 def progress_printer(*, quiet: bool):

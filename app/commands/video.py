@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.commands.common import (
-    cancel_on_interrupt,
+    EXIT_INTERRUPTED,
+    Interrupt,
     fail,
     model_run,
     open_store,
     progress_printer,
+    rescue_answer,
 )
 from app.core.ingest import ingest_path
 from app.core.ingest.common import quoted
@@ -32,7 +35,7 @@ from app.core.video.data import (
 from app.core.video.run import run_json, save_frame_answer, save_summary
 from app.core.video.sampling import sample_frames
 from app.core.video.timecode import format_time
-from app.inference.engine import CancelToken, EngineError, run_to_end
+from app.inference.engine import Cancelled, CancelToken, EngineError, run_to_end
 from app.store.sessions import SessionStore
 
 if TYPE_CHECKING:
@@ -99,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         return setup
     settings, model_dir = setup.settings, setup.model_dir
     cancel = CancelToken()
-    with open_store(setup.data_dir, keep=not args.no_save) as store, cancel_on_interrupt(cancel):
+    with Interrupt(cancel) as interrupt, open_store(setup.data_dir, keep=not args.no_save) as store:
+        # Each frame's answer is saved whole as it comes: a forced stop only tidies up.
+        interrupt.set_rescue(rescue_answer(store, None, keep=not args.no_save))
         video = _ingest_video(args.file, store)
         if video.status is AttachmentStatus.ERROR:
             return fail(video.detail, EXIT_BAD_INPUT)
@@ -113,15 +118,16 @@ def run(args: argparse.Namespace) -> int:
         except VideoError as error:
             return fail(error.message, EXIT_BAD_INPUT)
         except VideoCancelled:
-            return fail("stopped before any frame was sampled", EXIT_OK)
+            return fail("stopped before any frame was sampled", EXIT_INTERRUPTED)
         if not frames:
             return fail(f"no frame of {quoted(video.name)} could be decoded", EXIT_BAD_INPUT)
         images = frames_to_attachments(frames, video.name, video.source_path, store.blobs)
         used = [replace(a, status=AttachmentStatus.USED) for a in (video, *images)]
         session = store.create_session()
         question = store.add_user_message(session.id, args.question, used)
-        return _answer(args, settings, model_dir, store, session.id, question.attachments,
+        code = _answer(args, settings, model_dir, store, session.id, question.attachments,
                        info, cancel)  # fmt: skip
+        return EXIT_INTERRUPTED if interrupt.interrupted and code == EXIT_OK else code
 
 
 def _ingest_video(path: Path, store: SessionStore) -> Attachment:
@@ -160,14 +166,18 @@ def _answer(
             temperature=settings.temperature, top_p=settings.top_p,
             max_patches=FAST_MAX_PATCHES if args.fast else None,
         )  # fmt: skip
-        for result in answers:
-            results.append(result)
-            save_frame_answer(store, session_id, result)
-            if not args.json:
-                print(f"{format_time(result.time_s)}  {' '.join(result.answer.split())}",
-                      flush=True)  # fmt: skip
+        # closing: a failed save (disk full) must still stop the frames' generation.
+        with closing(answers):
+            for result in answers:
+                results.append(result)
+                save_frame_answer(store, session_id, result)
+                if not args.json:
+                    print(f"{format_time(result.time_s)}  {' '.join(result.answer.split())}",
+                          flush=True)  # fmt: skip
         if len(results) >= 2 and not cancel.cancelled:
             summary = _summarise(args, settings, engine, store, session_id, results, info, cancel)
+    except Cancelled:  # Ctrl+C while the model was loading
+        return EXIT_INTERRUPTED
     except EngineError as error:
         return fail(error.message, error.exit_code)
     finally:
@@ -206,7 +216,8 @@ def _summarise(
         max_new_tokens=args.max_new_tokens or SUMMARY_TOKENS,
         temperature=settings.temperature, top_p=settings.top_p,
     )  # fmt: skip
-    result = run_to_end(stream, on_chunk)
+    with closing(stream):
+        result = run_to_end(stream, on_chunk)
     text = "".join(parts)
     save_summary(store, session_id, text, result.stop_reason, result.timings)
     if not args.json:

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds a writer waits for another process (the CLI beside the GUI) before "locked".
 BUSY_TIMEOUT_S = 5.0
+#: Longest single wait inside SQLite's own busy handler; between such waits we back off and log.
+_LOCK_ATTEMPT_S = 1.0
+_BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.05, 1.0
 
 # SQLite primary result codes that describe the machine, not a bug in our SQL.
 _BUSY, _LOCKED, _NOMEM, _READONLY, _IOERR = 5, 6, 7, 8, 10
@@ -33,6 +36,14 @@ class StoreError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class StoreLockedError(StoreError):
+    """Another program held the database longer than the caller was willing to wait.
+
+    Nothing was written; the same call can succeed later (a streaming answer keeps its text
+    and saves it at the next checkpoint).
+    """
 
 
 def _sentence_for(code: int, path: Path, detail: str) -> str | None:
@@ -70,7 +81,9 @@ def as_store_error(exc: sqlite3.Error, path: Path) -> StoreError | None:
     if code is None:
         return None
     sentence = _sentence_for(code & 0xFF, path, str(exc))
-    return StoreError(sentence) if sentence else None
+    if sentence is None:
+        return None
+    return StoreLockedError(sentence) if code & 0xFF in (_BUSY, _LOCKED) else StoreError(sentence)
 
 
 @contextmanager
@@ -148,8 +161,40 @@ def _switch_to_wal(conn: sqlite3.Connection) -> str:
             time.sleep(0.02)
 
 
+def _begin_immediate(conn: sqlite3.Connection, patience_s: float) -> None:
+    """Take the write lock, retrying with back-off while another program holds it.
+
+    A large import holds the lock for seconds; a writer that gave up after SQLite's single
+    busy wait would cut a streaming answer short. In WAL mode the lock is the only thing a
+    writer waits for, so once BEGIN IMMEDIATE succeeds the commit does not wait again.
+
+    Raises:
+        sqlite3.OperationalError: still locked after `patience_s` (or any other failure).
+    """
+    deadline = time.monotonic() + patience_s
+    delay = _BACKOFF_FIRST_S
+    while True:
+        remaining = deadline - time.monotonic()
+        wait_ms = max(1, int(min(remaining, _LOCK_ATTEMPT_S) * 1000))
+        conn.execute(f"PRAGMA busy_timeout = {wait_ms:d}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            # Later statements (reads outside a transaction) keep the usual wait.
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000):d}")
+            return
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in (_BUSY, _LOCKED) or time.monotonic() + delay >= deadline:
+                raise
+            log.info("the database is locked by another program; retrying in %.2f s", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_MAX_S)
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(
+    conn: sqlite3.Connection, *, patience_s: float = BUSY_TIMEOUT_S
+) -> Iterator[sqlite3.Connection]:
     """Run the block as one transaction: commit on success, roll back on any exception.
 
     Nested use becomes a savepoint, so helpers can be transactional on their own and still
@@ -158,6 +203,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
     Args:
         conn: a connection from `connect()` (autocommit mode).
+        patience_s: how long to keep retrying while another program holds the write lock.
 
     Returns:
         The same connection, for convenience.
@@ -172,7 +218,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             raise
         conn.execute("RELEASE nested")
         return
-    conn.execute("BEGIN IMMEDIATE")
+    _begin_immediate(conn, patience_s)
     try:
         yield conn
         conn.execute("COMMIT")

@@ -23,7 +23,14 @@ from app.core.messages import (
     Timings,
 )
 from app.store.blobs import BlobStore
-from app.store.db import StoreError, connect, environment_errors, migrate, transaction
+from app.store.db import (
+    BUSY_TIMEOUT_S,
+    StoreError,
+    connect,
+    environment_errors,
+    migrate,
+    transaction,
+)
 from app.store.files import ensure_private_file, ensure_writable_folder
 from app.store.leases import LEASES_DIR, WriterLease, claim_if_gone, sweep_orphans
 from app.store.reads import read_messages, read_sessions, search_messages
@@ -39,6 +46,9 @@ DEFAULT_TITLE = "New chat"
 #: The error note of an answer that was still streaming when the program died.
 INTERRUPTED = "interrupted: Scout Desk closed before this answer finished"
 _TITLE_CHARS = 60
+#: A checkpoint waits at most this long for the write lock: the answer keeps its text and the
+#: next checkpoint (a second later) tries again, so waiting longer would only stall the caller.
+CHECKPOINT_PATIENCE_S = 1.0
 
 
 class NotFoundError(StoreError):
@@ -74,16 +84,22 @@ class SessionStore:
     """All chats of one data folder. Use from one thread; open it with `SessionStore.open`."""
 
     def __init__(
-        self, conn: sqlite3.Connection, path: Path, blobs: BlobStore, lease: WriterLease
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        blobs: BlobStore,
+        lease: WriterLease,
+        lock_patience_s: float = BUSY_TIMEOUT_S,
     ) -> None:
         """Wrap an open, migrated connection (call `open` instead)."""
         self._conn = conn
         self.path = path
         self.blobs = blobs
         self._lease = lease
+        self._lock_patience_s = lock_patience_s
 
     @classmethod
-    def open(cls, data_dir: Path | str) -> SessionStore:
+    def open(cls, data_dir: Path | str, *, lock_patience_s: float = BUSY_TIMEOUT_S) -> SessionStore:
         """Open (creating when new) the store in `data_dir`.
 
         Answers left mid-stream by a process that has since ended (a crash, a kill) are finalised
@@ -93,6 +109,9 @@ class SessionStore:
 
         Args:
             data_dir: the data folder; `sessions.sqlite3` and `blobs/` live in it.
+            lock_patience_s: how long a write keeps retrying (with back-off) while another
+                program holds the database; the window keeps the default so it never stalls
+                long, a command line run can afford to wait out a large import.
 
         Returns:
             The open store.
@@ -115,7 +134,7 @@ class SessionStore:
             raise
         try:
             migrate(conn, db_path)
-            store = cls(conn, db_path, BlobStore(data_dir / BLOBS_DIR), lease)
+            store = cls(conn, db_path, BlobStore(data_dir / BLOBS_DIR), lease, lock_patience_s)
             store._finalise_interrupted()
         except BaseException:
             conn.close()
@@ -142,8 +161,9 @@ class SessionStore:
         self.close()
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        with environment_errors(self.path), transaction(self._conn) as conn:
+    def _writing(self, patience_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        patience = self._lock_patience_s if patience_s is None else patience_s
+        with environment_errors(self.path), transaction(self._conn, patience_s=patience) as conn:
             yield conn
 
     @contextmanager
@@ -360,8 +380,10 @@ class SessionStore:
             AnswerClosedError: the answer is finished, or is not this store's to write (begun
                 by another store); the text was not saved. Never silent: a caller that went on
                 streaming would lose everything after this point.
+            StoreLockedError: another program held the database for `CHECKPOINT_PATIENCE_S`;
+                nothing was written, and the next checkpoint can save the text.
         """
-        with self._writing() as conn:
+        with self._writing(min(self._lock_patience_s, CHECKPOINT_PATIENCE_S)) as conn:
             changed = conn.execute(
                 "UPDATE messages SET text = ? WHERE id = ? AND stop_reason IS NULL AND writer = ?",
                 (text, message_id, self._lease.id),

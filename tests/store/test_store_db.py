@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from app.store.db import (
     StoreError,
+    StoreLockedError,
     backup_path,
     connect,
     environment_errors,
@@ -17,6 +20,7 @@ from app.store.db import (
     transaction,
 )
 from app.store.schema import MIGRATIONS
+from app.store.sessions import SessionStore
 
 
 def test_connect_sets_wal_full_sync_and_foreign_keys(tmp_path: Path) -> None:
@@ -164,3 +168,41 @@ def test_a_bug_in_our_sql_is_not_disguised_as_an_environment_error(tmp_path: Pat
     with pytest.raises(sqlite3.OperationalError, match="no such table"), environment_errors(path):
         conn.execute("SELECT * FROM nowhere")
     conn.close()
+
+
+def _hold_write_lock(path: Path, seconds: float) -> threading.Thread:
+    """Another program's long write (a large import): the write lock, held for `seconds`."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        time.sleep(seconds)
+        holder.execute("COMMIT")
+        holder.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
+
+
+def test_a_write_waits_out_a_lock_held_longer_than_one_busy_wait(tmp_path: Path) -> None:
+    with SessionStore.open(tmp_path, lock_patience_s=10.0) as store:
+        session = store.create_session()
+        holder = _hold_write_lock(store.path, 2.5)  # longer than one 1 s attempt
+        store.add_user_message(session.id, "saved once the lock is free")
+        holder.join()
+        assert store.messages(session.id)[0].text == "saved once the lock is free"
+
+
+def test_a_checkpoint_gives_up_quickly_and_says_locked(tmp_path: Path) -> None:
+    with SessionStore.open(tmp_path, lock_patience_s=10.0) as store:
+        session = store.create_session()
+        answer = store.begin_assistant_message(session.id)
+        holder = _hold_write_lock(store.path, 3.0)
+        try:
+            with pytest.raises(StoreLockedError, match="locked by another program"):
+                store.checkpoint_message(answer.id, "kept in memory for the next checkpoint")
+        finally:
+            holder.join()
+        store.checkpoint_message(answer.id, "saved at the next one")
+        assert store.messages(session.id)[0].text == "saved at the next one"
