@@ -60,7 +60,8 @@ def footer_text(message: Message) -> str:
 
 class MessageWidget(QFrame):
     """A message bubble. Finished text is rendered markdown; a streaming answer is plain text
-    appended at the end (no re-render per chunk) and rendered once when `finish` is called.
+    appended at the end (no re-render per chunk) and rendered once when `finish` is called —
+    off the GUI thread when long, and not at all past the view's size policy unless asked.
 
     Args:
         message: what to show; an assistant message with no stop reason starts streaming.
@@ -95,6 +96,8 @@ class MessageWidget(QFrame):
         self._parts: list[str] = []
         self._streaming = False
         self._linker: AnswerLinker | None = None
+        # Kept so the links can be put on again when the text is re-rendered off the GUI thread.
+        self._grounding: tuple[Sequence[tuple[int, int, int]], Sequence[str]] = ((), ())
         self._known_files: frozenset[str] = frozenset()
         self._answer_text = ""  # what the main view shows (the chunk notes are folded apart)
         self._notes_text = ""
@@ -140,6 +143,7 @@ class MessageWidget(QFrame):
         self._chunk_view.setAccessibleName("Notes taken chunk by chunk")
         for view in (self._view, self._chunk_view):
             view.citation_activated.connect(self._on_view_citation_activated)
+            view.markdown_rendered.connect(self._on_view_markdown_rendered)
             if is_dark():  # a light code background would glare in a dark window
                 view.code_style = "monokai"
         self._footer = QLabel()
@@ -233,6 +237,7 @@ class MessageWidget(QFrame):
             spans: `box_spans` of the text (box index, start, end); empty: no linking.
             notes: sentences about boxes that were dropped (shown small, under the text).
         """
+        self._grounding = (tuple(spans), tuple(notes))
         self._drop_linker()
         if spans and not self._streaming:
             boxes = self._message.boxes
@@ -368,6 +373,11 @@ class MessageWidget(QFrame):
 
     def _on_view_citation_activated(self, url: QUrl) -> None:
         self.citation_activated.emit(self._message.id, url)
+
+    def _on_view_markdown_rendered(self) -> None:
+        # The formatted document replaced the plain one: links and box ranges pointed into it.
+        self._link_citations()
+        self.set_grounding(*self._grounding)
 
     def _action_button(self, text: str, accessible: str, slot: object) -> QPushButton:
         button = QPushButton(text, self)

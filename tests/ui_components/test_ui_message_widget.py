@@ -18,6 +18,7 @@ from app.core.messages import (
     Timings,
 )
 from app.ui.attachment_chip import status_text
+from app.ui.markdown_view import TextDisplay
 from app.ui.message_widget import MessageWidget, footer_text
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -82,6 +83,8 @@ def test_streaming_only_appends_and_renders_markdown_once_at_the_end(qtbot, rend
     final = message(text="".join(chunks), stop_reason=StopReason.EOS)
     widget.finish(final)
 
+    # A text this long is converted off the GUI thread: the bubble formats it a moment later.
+    qtbot.waitUntil(lambda: widget.view.display is TextDisplay.FORMATTED)
     assert render_calls == [final.text]
     assert "**" not in widget.view.toPlainText()  # rendered now: bold markers became bold
     assert not widget.streaming
