@@ -1,6 +1,8 @@
 """Crash-test child: writes to the store in a loop and acknowledges each call once it returned.
 
-Run as `python store_crash_child.py DATA_DIR SEED` with the repository root on PYTHONPATH. Every
+Run as `python store_crash_child.py DATA_DIR SEED [PACE_S]` with the repository root on
+PYTHONPATH; PACE_S (default 0) spaces checkpoints up to that many seconds apart, as a model
+streaming an answer does, which leaves other processes time to open the store mid-answer. Every
 line on stdout is printed only after the call it reports has returned (so is committed):
   READY <session id>
   U <message id> <sha256 of text> [<blob sha256>]   a user message (with an attachment)
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 import sys
+import time
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason
 from app.store.sessions import SessionStore
@@ -30,7 +33,7 @@ def ack(*fields: str) -> None:
     sys.stdout.flush()
 
 
-def main(data_dir: str, seed: int) -> None:
+def main(data_dir: str, seed: int, pace_s: float = 0.0) -> None:
     """Write questions and streamed answers until killed."""
     rng = random.Random(seed)
     store = SessionStore.open(data_dir)
@@ -53,6 +56,8 @@ def main(data_dir: str, seed: int) -> None:
         answer = store.begin_assistant_message(session.id)
         streamed = ""
         for k in range(rng.randint(1, 6)):
+            if pace_s:
+                time.sleep(rng.uniform(0, pace_s))
             streamed += f"chunk {k} " + "a" * rng.randint(0, 400)
             store.checkpoint_message(answer.id, streamed)
             ack("C", answer.id, str(len(streamed)), digest(streamed))
@@ -64,4 +69,4 @@ def main(data_dir: str, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
