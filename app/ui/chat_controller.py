@@ -20,7 +20,7 @@ from app.core.messages import (
 )
 from app.core.settings import Settings
 from app.inference.engine import Engine, EngineStatus, GenerationRequest, GenerationResult
-from app.store.db import StoreError
+from app.store.db import StoreError, StoreLockedError
 from app.store.sessions import SessionStore
 from app.ui.background import BackgroundTasks
 from app.ui.chat_view import ChatView
@@ -356,8 +356,13 @@ class ChatController(ChunkedAnswers, QObject):
         try:
             self._store.checkpoint_message(stream.message.id, text)
             stream.saved = text
+        except StoreLockedError:  # another program is writing: the next checkpoint saves it
+            log.info("checkpoint of message %s deferred: database locked", stream.message.id)
         except StoreError as exc:
             log.warning("checkpoint of message %s failed: %s", stream.message.id, exc.message)
+            if not stream.told_unsaved:  # once per answer, not every second
+                stream.told_unsaved = True
+                self.message_posted.emit(f"The answer is not being saved: {exc.message}")
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Cancel and save a streaming answer as cancelled, then stop and join the worker thread."""

@@ -39,6 +39,8 @@ class Stream:
     message: Message
     parts: list[str] = field(default_factory=list)
     saved: str = ""
+    #: Whether the user was told that checkpoints stopped saving (told once per answer).
+    told_unsaved: bool = False
 
     @property
     def text(self) -> str:

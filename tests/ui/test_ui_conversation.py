@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from PIL import Image
 from PySide6.QtCore import Qt
@@ -158,6 +159,29 @@ def test_checkpoints_save_streamed_text_while_answering(qtbot, open_window):
     stored = window._store.messages(window.controller.session_id)[-1]
     assert stored.stop_reason is None
     assert stored.text and LONG_REPLY.startswith(stored.text)
+    window.controller.stop()
+    _wait_idle(qtbot, window)
+
+
+def test_a_checkpoint_that_cannot_save_tells_the_user_once(qtbot, open_window):
+    window = open_window([LONG_REPLY], chunk_delay_s=0.003)
+    _type_and_send(qtbot, window, "Stream please")
+    qtbot.waitUntil(lambda: len(window.controller.last_answer()) > 20, timeout=10_000)
+    window.controller.checkpoint()
+    stored = window._store.messages(window.controller.session_id)[-1]
+    # Closed behind the window's back (a program without writer leases, or a bug): the next
+    # checkpoint saves nothing, which must never pass in silence.
+    conn = sqlite3.connect(window._store.path)
+    conn.execute("UPDATE messages SET stop_reason = 'cancelled' WHERE id = ?", (stored.id,))
+    conn.commit()
+    conn.close()
+    posted: list[str] = []
+    window.controller.message_posted.connect(posted.append)
+    qtbot.waitUntil(lambda: len(window.controller.last_answer()) > len(stored.text) + 20)
+    window.controller.checkpoint()
+    qtbot.waitUntil(lambda: len(window.controller.last_answer()) > len(stored.text) + 60)
+    window.controller.checkpoint()
+    assert [p for p in posted if "not being saved" in p] == [posted[0]], posted
     window.controller.stop()
     _wait_idle(qtbot, window)
 
