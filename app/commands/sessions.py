@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from app.commands.terminal import json_text, printable
 from app.core import paths
 from app.store.db import StoreError
-from app.store.export import export_session, import_session
 from app.store.sessions import SessionStore
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
@@ -35,15 +34,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = SessionStore.open(paths.data_dir(args.data_dir))
     except (StoreError, paths.DataDirError) as error:
-        print(f"scout-desk: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(str(error), EXIT_FAILED)
     try:
         return _ACTIONS[args.sessions_command](store, args)
     except StoreError as error:
-        print(f"scout-desk: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(error), EXIT_BAD_INPUT)
     finally:
         store.close()
+
+
+def _fail(sentence: str, code: int) -> int:
+    # Sentences name files and ids the user did not choose the characters of (see `printable`).
+    print(f"scout-desk: {printable(sentence, sys.stderr.encoding)}", file=sys.stderr)
+    return code
 
 
 def _list(store: SessionStore, args: argparse.Namespace) -> int:
@@ -59,31 +62,35 @@ def _list(store: SessionStore, args: argparse.Namespace) -> int:
             }
             for s in sessions
         ]
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        # The store reads every time back finite and in range, so this is strict JSON.
+        print(json_text(rows))
         return EXIT_OK
     if not sessions:
         print("No saved chats." if not args.trash else "The trash is empty.")
     for s in sessions:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated_at))
-        print(f"{s.id}  {when}  {s.message_count:>4} msgs  {s.title}")
+        print(f"{printable(s.id)}  {when}  {s.message_count:>4} msgs  {printable(s.title)}")
     return EXIT_OK
 
 
 def _export(store: SessionStore, args: argparse.Namespace) -> int:
+    # Here, not at the top: the import schema (pydantic) would double the start-up of `list`.
+    from app.store.export import export_session
+
     if not any(s.id == args.id for s in store.list_sessions()):
-        print(f"scout-desk: no saved chat has the id {args.id!r}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(f"no saved chat has the id {args.id!r}", EXIT_BAD_INPUT)
     export_session(store, args.id, args.format, args.output)
-    print(f"Wrote {args.output}")
+    print(f"Wrote {printable(str(args.output))}")
     return EXIT_OK
 
 
 def _import(store: SessionStore, args: argparse.Namespace) -> int:
+    from app.store.export import import_session
+
     if not args.path.is_file():
-        print(f"scout-desk: {args.path}: no such file", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(f"{args.path}: no such file", EXIT_BAD_INPUT)
     session = import_session(store, args.path)
-    print(f"Imported {args.path} as {session.id} ({session.title})")
+    print(f"Imported {printable(str(args.path))} as {session.id} ({printable(session.title)})")
     return EXIT_OK
 
 

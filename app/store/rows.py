@@ -1,10 +1,16 @@
-"""Turn database rows into the shared dataclasses, refusing anything that does not decode."""
+"""Turn database rows into the shared dataclasses, refusing anything that does not decode.
+
+A value of the right type but outside the range the store keeps (see `LATEST_TIME`, `MAX_COUNT`)
+is read back clamped or as unknown, with a log line: older versions imported such values, and one
+must never make a chat unlistable or unexportable.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sqlite3
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from enum import Enum
@@ -28,6 +34,16 @@ ATTACHMENT_COLUMNS = (
     "message_id, name, kind, status, detail, sha256, mime, size, width, height, source_path, tokens"
 )
 
+
+#: The span of times the store keeps, in epoch seconds: 1970 up to 9999-12-30 UTC, a day short of
+#: the last one `datetime` can show, so that the local time in every zone still fits.
+EARLIEST_TIME = 0.0
+LATEST_TIME = 253_402_128_000.0
+#: The largest count, pixel size or index the store keeps (tokens, image sides, box corners): no
+#: real value comes near it, and Qt and Pillow hold these in 32-bit ints.
+MAX_COUNT = 2**31 - 1
+#: SQLite's largest INTEGER (attachment sizes in bytes).
+MAX_INTEGER = 2**63 - 1
 
 E = TypeVar("E", bound=Enum)
 
@@ -70,6 +86,24 @@ def _optional_int(value: Any, what: str) -> int | None:
     return None if value is None else _int(value, what)
 
 
+def _time(value: Any, what: str, row_id: Any) -> float:
+    """A stored time, clamped into EARLIEST_TIME..LATEST_TIME (NaN reads as the earliest)."""
+    number = _number(value, what)
+    if EARLIEST_TIME <= number <= LATEST_TIME:
+        return number
+    clamped = LATEST_TIME if number > LATEST_TIME else EARLIEST_TIME
+    log.warning("row %r: %s is out of range; read as %s", row_id, what, clamped)
+    return clamped
+
+
+def _in_range(value: int | float | None, low: float, high: float, what: str, row_id: Any) -> bool:
+    """Whether a decoded number lies in low..high (None passes); logs the ones that do not."""
+    if value is None or low <= value <= high:  # False for NaN
+        return True
+    log.warning("row %r: %s is out of range; read as unknown", row_id, what)
+    return False
+
+
 def session_from_row(row: sqlite3.Row | tuple[Any, ...], message_count: int) -> SessionInfo:
     """Decode `SESSION_COLUMNS` (+ a visible message count) into a `SessionInfo`.
 
@@ -80,10 +114,10 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...], message_count: int) -> 
     return SessionInfo(
         id=_text(sid, "id"),
         title=_text(title, "title"),
-        created_at=_number(created, "created_at"),
-        updated_at=_number(updated, "updated_at"),
+        created_at=_time(created, "created_at", sid),
+        updated_at=_time(updated, "updated_at", sid),
         message_count=message_count,
-        trashed_at=None if trashed is None else _number(trashed, "trashed_at"),
+        trashed_at=None if trashed is None else _time(trashed, "trashed_at", sid),
     )
 
 
@@ -92,7 +126,7 @@ def timings_to_json(timings: Timings | None) -> str | None:
     return None if timings is None else json.dumps(asdict(timings))
 
 
-def timings_from_json(value: Any) -> Timings | None:
+def timings_from_json(value: Any, message_id: Any = "?") -> Timings | None:
     """Decode the timings JSON column.
 
     Raises:
@@ -102,13 +136,15 @@ def timings_from_json(value: Any) -> Timings | None:
         return None
     try:
         data = json.loads(_text(value, "timings"))
-    except json.JSONDecodeError as exc:
-        raise BadRowError(f"timings are not valid JSON ({exc.msg})") from exc
-    return timings_from_dict(data)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BadRowError("timings are not valid JSON") from exc
+    return timings_from_dict(data, message_id)
 
 
-def timings_from_dict(data: Any) -> Timings:
+def timings_from_dict(data: Any, message_id: Any = "?") -> Timings:
     """Build `Timings` from a plain dict, checking every field's type.
+
+    A negative, non-finite or absurd figure (older versions stored them) reads as 0, unknown.
 
     Raises:
         BadRowError: not an object, an unknown field, or a wrong type.
@@ -121,7 +157,11 @@ def timings_from_dict(data: Any) -> Timings:
         raise BadRowError(f"timings have unknown fields {sorted(unknown)}")
     values: dict[str, Any] = {}
     for name, value in data.items():
-        values[name] = _int(value, name) if known[name] == "int" else _number(value, name)
+        whole = known[name] == "int"
+        number = _int(value, name) if whole else _number(value, name)
+        high = MAX_COUNT if whole else sys.float_info.max  # floats: finite
+        fits = _in_range(number, 0, high, f"timings.{name}", message_id)
+        values[name] = number if fits else type(number)(0)
     return Timings(**values)
 
 
@@ -132,6 +172,8 @@ def attachment_from_row(row: tuple[Any, ...]) -> tuple[str, Attachment]:
         BadRowError: a value has the wrong type or an unknown kind/status.
     """
     mid, name, kind, status, detail, sha, mime, size, width, height, source, tokens = row
+    size, tokens = _int(size, "size"), _int(tokens, "tokens")
+    width, height = _optional_int(width, "width"), _optional_int(height, "height")
     return _text(mid, "message_id"), Attachment(
         name=_text(name, "name"),
         kind=_enum(AttachmentKind, kind, "kind"),
@@ -139,11 +181,11 @@ def attachment_from_row(row: tuple[Any, ...]) -> tuple[str, Attachment]:
         detail=_text(detail, "detail"),
         sha256=None if sha is None else _text(sha, "sha256"),
         mime=_text(mime, "mime"),
-        size=_int(size, "size"),
-        width=_optional_int(width, "width"),
-        height=_optional_int(height, "height"),
+        size=size if _in_range(size, 0, MAX_INTEGER, "size", mid) else 0,
+        width=width if _in_range(width, 0, MAX_COUNT, "width", mid) else None,
+        height=height if _in_range(height, 0, MAX_COUNT, "height", mid) else None,
         source_path=_text(source, "source_path"),
-        tokens=_int(tokens, "tokens"),
+        tokens=tokens if _in_range(tokens, 0, MAX_COUNT, "tokens", mid) else 0,
     )
 
 
@@ -177,10 +219,10 @@ def message_from_row(row: tuple[Any, ...], attachments: tuple[Attachment, ...]) 
         session_id=_text(sid, "session_id"),
         role=_enum(Role, role, "role"),
         text=_text(text, "text"),
-        created_at=_number(created, "created_at"),
+        created_at=_time(created, "created_at", mid),
         attachments=attachments,
         stop_reason=None if stop is None else _enum(StopReason, stop, "stop_reason"),
-        timings=timings_from_json(timings),
+        timings=timings_from_json(timings, mid),
         error=_text(error, "error"),
         boxes=boxes_from_json(boxes, mid),
     )
@@ -189,7 +231,8 @@ def message_from_row(row: tuple[Any, ...], attachments: tuple[Attachment, ...]) 
 def check_box(box: Box) -> Box:
     """Refuse a box that breaks the grounding invariant as far as it can be checked here.
 
-    The image's size is not known to the store, so only types, order and sign are checked.
+    The image's size is not known to the store, so only types, order, sign and `MAX_COUNT` are
+    checked.
 
     Raises:
         ValueError: a sentence naming the box and the problem.
@@ -199,7 +242,9 @@ def check_box(box: Box) -> Box:
         isinstance(v, bool) or not isinstance(v, int) for v in numbers
     ):
         raise ValueError(f"The box {box!r} needs a text label and integer coordinates.")
-    if box.image < 0 or box.x1 < 0 or box.y1 < 0 or box.x2 <= box.x1 or box.y2 <= box.y1:
+    across = 0 <= box.x1 < box.x2 <= MAX_COUNT
+    down = 0 <= box.y1 < box.y2 <= MAX_COUNT
+    if not (across and down and 0 <= box.image <= MAX_COUNT):
         raise ValueError(f"The box {box.label!r} is not a region: {box!r}.")
     return box
 
@@ -230,7 +275,7 @@ def box_from_dict(data: Any) -> Box:
         return check_box(box)
     except ValueError:
         # The sentence would quote the label: keep the model's words out of the log.
-        raise BadRowError("box is not a region (negative, empty or reversed)") from None
+        raise BadRowError("box is not a region (negative, empty, reversed or huge)") from None
 
 
 def boxes_to_json(boxes: Sequence[Box]) -> str | None:

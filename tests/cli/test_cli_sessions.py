@@ -132,3 +132,33 @@ def test_corrupt_database_exits_1_with_a_sentence_and_is_left_alone(data_dir, tm
 def test_gui_with_a_missing_file_exits_3(tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path), str(tmp_path / "missing.png")]) == 3
     assert "missing.png" in capsys.readouterr().err
+
+
+def test_sessions_list_escapes_control_characters_in_titles(data_dir, capsys):
+    store = SessionStore.open(data_dir)
+    try:
+        session = store.create_session("\x1b]0;pwned\x07 two\nlines \u202egnp.exe")
+    finally:
+        store.close()
+    assert main(["--data-dir", str(data_dir), "sessions", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "\x1b" not in out and "\u202e" not in out
+    assert out.startswith(session.id)
+    assert out.rstrip("\n").endswith(r"\x1b]0;pwned\x07 two\nlines \u202egnp.exe")
+
+
+def test_an_import_with_a_non_finite_time_exits_3_naming_the_field(data_dir, tmp_path, capsys):
+    bad = tmp_path / "chat.json"
+    bad.write_text(
+        '{"format": "scout-desk-session", "version": 2, "session": {"title": "t"}, "messages": '
+        '[{"role": "user", "text": "hi", "created_at": 1e999}]}',
+        encoding="utf-8",
+    )
+    assert main(["--data-dir", str(data_dir), "sessions", "import", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"scout-desk: {bad} is not a valid Scout Desk session export: "
+        "messages[0].created_at is not a finite time (1e999)."
+    )
+    assert main(["--data-dir", str(data_dir), "sessions", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []

@@ -189,7 +189,9 @@ def test_an_export_with_a_bad_box_is_refused_naming_the_place(
     document = json.loads(dest.read_text(encoding="utf-8"))
     document["messages"][1]["boxes"][1]["x2"] = "wide"
     dest.write_text(json.dumps(document), encoding="utf-8")
-    with pytest.raises(Exception, match=r"chat\.json.*messages\[1\]\.boxes\[1\]: x2 is str"):
+    with pytest.raises(
+        Exception, match=r"chat\.json.*messages\[1\]\.boxes\[1\]\.x2 should be an int"
+    ):
         import_session(store, dest)
 
 

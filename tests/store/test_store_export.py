@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 import html.parser
 import json
+import logging
+import math
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason, Timings
 from app.store.db import StoreError
-from app.store.export import VERSION, export_session, import_session
-from app.store.sessions import SessionStore
+from app.store.export import VERSION, ImportRefusedError, export_session, import_session
+from app.store.rows import EARLIEST_TIME, LATEST_TIME
+from app.store.sessions import DB_NAME, SessionStore
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & </div>'
 
@@ -152,10 +156,10 @@ def _exported(store: SessionStore, chat: str, tmp_path: Path) -> dict:
         (lambda d: [1, 2, 3], "not a Scout Desk session export"),
         (lambda d: {**d, "format": "someone-else"}, "not a Scout Desk session export"),
         (lambda d: {**d, "version": 99}, "newer Scout Desk (export version 99"),
-        (lambda d: {**d, "messages": "nope"}, "document.messages should be list"),
+        (lambda d: {**d, "messages": "nope"}, "messages should be a list, not text ('nope')"),
         (
             lambda d: {**d, "messages": [{**d["messages"][0], "role": "robot"}]},
-            "messages[0]: 'robot' is not a valid Role",
+            "messages[0].role should be 'user' or 'assistant' ('robot')",
         ),
         (
             lambda d: {
@@ -204,3 +208,76 @@ def test_export_replaces_an_existing_file_atomically(
     export_session(store, chat, "md", dest)
     assert dest.read_text("utf-8").startswith("# Look <here>")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data") == ["chat.md"]
+
+
+# Rows an older version let in (out-of-range times, non-finite timings, absurd sizes) are read
+# back clamped or as unknown, so the chat still lists, exports, and re-imports.
+
+
+def _damage_rows(data_dir: Path, when: float) -> None:
+    conn = sqlite3.connect(data_dir / DB_NAME, isolation_level=None)
+    try:
+        conn.execute("UPDATE sessions SET created_at = ?, updated_at = ?", (-when, when))
+        conn.execute("UPDATE messages SET created_at = ?", (when,))
+        conn.execute(
+            "UPDATE messages SET timings = ? WHERE timings IS NOT NULL",
+            ('{"load_s": Infinity, "ttft_s": NaN, "decode_tokens_per_s": -1, '
+             '"prompt_tokens": -3, "completion_tokens": 12}',),
+        )  # fmt: skip
+        conn.execute("UPDATE message_attachments SET width = -1, height = ?, tokens = -2", (2**40,))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("when", [1e300, -1e18, math.inf, -math.inf])
+def test_out_of_range_rows_read_back_clamped_and_round_trip(
+    data_dir: Path, chat: str, tmp_path: Path, when: float, caplog
+) -> None:
+    _damage_rows(data_dir, when)
+    with SessionStore.open(data_dir) as store, caplog.at_level(logging.WARNING):
+        (info,) = store.list_sessions()
+        assert EARLIEST_TIME <= info.created_at <= LATEST_TIME
+        assert info.updated_at == (LATEST_TIME if when > 0 else EARLIEST_TIME)
+        assert store.get_session(chat) == info
+        messages = store.messages(chat)
+        assert len(messages) == 4  # none hidden
+        assert {m.created_at for m in messages} == {info.updated_at}
+        timed = next(m for m in messages if m.timings is not None)
+        assert timed.timings == Timings(0.0, 0.0, 0.0, 0, 12)
+        image = messages[0].attachments[0]
+        assert (image.width, image.height, image.tokens) == (None, None, 0)
+        assert "updated_at is out of range" in caplog.text and chat in caplog.text
+        for fmt in ("md", "html", "json"):
+            export_session(store, chat, fmt, tmp_path / f"chat.{fmt}")
+        document = json.loads(
+            (tmp_path / "chat.json").read_text("utf-8"), parse_constant=_no_constant
+        )
+        assert document["session"]["updated_at"] == info.updated_at
+        again = import_session(store, tmp_path / "chat.json")
+        assert again.updated_at == info.updated_at
+
+
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"the export holds {name}, which is not JSON")
+
+
+def test_a_box_beyond_any_image_is_skipped_not_fatal(
+    data_dir: Path, chat: str, tmp_path: Path
+) -> None:
+    huge = json.dumps([{"label": "x", "image": 0, "x1": 0, "y1": 0, "x2": 2**40, "y2": 5}])
+    conn = sqlite3.connect(data_dir / DB_NAME, isolation_level=None)
+    try:
+        conn.execute("UPDATE messages SET boxes = ? WHERE role = 'assistant'", (huge,))
+    finally:
+        conn.close()
+    with SessionStore.open(data_dir) as store:
+        assert all(m.boxes == () for m in store.messages(chat))
+        export_session(store, chat, "json", tmp_path / "chat.json")
+        import_session(store, tmp_path / "chat.json")
+
+
+def test_a_refusal_is_an_import_refused_error(store: SessionStore, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "scout-desk-session", "version": 2, "session": NaN}', "utf-8")
+    with pytest.raises(ImportRefusedError, match=r"bad\.json.*: session should be an object"):
+        import_session(store, bad)
