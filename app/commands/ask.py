@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Generator
@@ -19,6 +18,7 @@ from app.commands.common import (
     progress_printer,
     rescue_answer,
 )
+from app.commands.terminal import json_text, printable
 from app.core.compose import build_turns
 from app.core.documents import (
     Document,
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         broken = [a for a in attachments if a.status is AttachmentStatus.ERROR]
         if broken:
             for attachment in broken:
-                print(f"scout-desk: {attachment.detail}", file=sys.stderr)
+                fail(attachment.detail, EXIT_BAD_INPUT)
             return EXIT_BAD_INPUT
         return _answer(args, settings, model_dir, store, attachments, interrupt)
 
@@ -171,13 +171,13 @@ def _answer(
     text = "".join(text_parts)
     boxes, notes = _boxes_for(text, attachments)
     for note in notes:
-        print(f"scout-desk: {note}", file=sys.stderr)
+        fail(note, EXIT_OK)  # a remark on a dropped box, not a failure
     store.finish_message(answer.id, text, result.stop_reason, timings, boxes=boxes)
     interrupt.set_rescue(None)  # saved for good: nothing left for a late Ctrl+C to rescue
     if args.json:
         session_id = None if args.no_save else session.id
         report = _contract_json(text, rows, timings, result.stop_reason, session_id, boxes)
-        print(json.dumps(report, ensure_ascii=False))
+        print(json_text(report, indent=None))
     else:
         print(flush=True)
     return EXIT_INTERRUPTED if interrupt.interrupted else EXIT_OK
@@ -206,8 +206,8 @@ def _stream(
             except StopIteration as stop:
                 return stop.value
             text_parts.append(chunk)
-            if not args.json:
-                sys.stdout.write(chunk)
+            if not args.json:  # model text: it may hold escapes a hostile document planted
+                sys.stdout.write(printable(chunk, keep_lines=True))
                 sys.stdout.flush()
             if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
                 last_checkpoint = time.monotonic()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.commands.terminal import printable
 from app.core import paths
 from app.core.messages import StopReason
 from app.core.settings import Settings, load_settings
@@ -207,5 +208,6 @@ def progress_printer(*, quiet: bool):
 
 
 def fail(message: str, code: int) -> int:
-    print(f"scout-desk: {message}", file=sys.stderr)
+    """Print one sentence to stderr (file names and model text in it escaped); return `code`."""
+    print(f"scout-desk: {printable(message, sys.stderr.encoding)}", file=sys.stderr)
     return code

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+from app.commands.common import fail
 from app.commands.terminal import json_text, printable
 from app.core import paths
 from app.store.db import StoreError
@@ -34,19 +34,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = SessionStore.open(paths.data_dir(args.data_dir))
     except (StoreError, paths.DataDirError) as error:
-        return _fail(str(error), EXIT_FAILED)
+        return fail(str(error), EXIT_FAILED)
     try:
         return _ACTIONS[args.sessions_command](store, args)
     except StoreError as error:
-        return _fail(str(error), EXIT_BAD_INPUT)
+        return fail(str(error), EXIT_BAD_INPUT)
     finally:
         store.close()
-
-
-def _fail(sentence: str, code: int) -> int:
-    # Sentences name files and ids the user did not choose the characters of (see `printable`).
-    print(f"scout-desk: {printable(sentence, sys.stderr.encoding)}", file=sys.stderr)
-    return code
 
 
 def _list(store: SessionStore, args: argparse.Namespace) -> int:
@@ -78,7 +72,7 @@ def _export(store: SessionStore, args: argparse.Namespace) -> int:
     from app.store.export import export_session
 
     if not any(s.id == args.id for s in store.list_sessions()):
-        return _fail(f"no saved chat has the id {args.id!r}", EXIT_BAD_INPUT)
+        return fail(f"no saved chat has the id {args.id!r}", EXIT_BAD_INPUT)
     export_session(store, args.id, args.format, args.output)
     print(f"Wrote {printable(str(args.output))}")
     return EXIT_OK
@@ -88,7 +82,7 @@ def _import(store: SessionStore, args: argparse.Namespace) -> int:
     from app.store.export import import_session
 
     if not args.path.is_file():
-        return _fail(f"{args.path}: no such file", EXIT_BAD_INPUT)
+        return fail(f"{args.path}: no such file", EXIT_BAD_INPUT)
     session = import_session(store, args.path)
     print(f"Imported {printable(str(args.path))} as {session.id} ({printable(session.title)})")
     return EXIT_OK

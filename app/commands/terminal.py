@@ -30,11 +30,16 @@ def _escape(match: re.Match[str]) -> str:
     return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
+def _escape_keeping_lines(match: re.Match[str]) -> str:
+    char = match.group()
+    return char if char in "\n\t" else _escape(match)
+
+
 def _encoding(encoding: str | None) -> str:
     return encoding or getattr(sys.stdout, "encoding", None) or "utf-8"
 
 
-def printable(text: str, encoding: str | None = None) -> str:
+def printable(text: str, encoding: str | None = None, *, keep_lines: bool = False) -> str:
     """`text` made safe to print: one line, no control or bidi characters, always encodable.
 
     Control characters become Python-style escapes (`\\x1b`, `\\n`, `\\u202e`); backslashes
@@ -44,17 +49,20 @@ def printable(text: str, encoding: str | None = None) -> str:
         text: a title, file name or sentence that names one.
         encoding: the terminal's encoding (None: that of `sys.stdout`); characters it cannot
             write are escaped too, instead of raising UnicodeEncodeError at print time.
+        keep_lines: leave newlines and tabs as they are (a streamed answer has lines of its
+            own; everything else that could drive the terminal is still escaped).
 
     Returns:
         The text to print.
     """
-    safe = _UNSAFE.sub(_escape, text)
+    escape = _escape_keeping_lines if keep_lines else _escape
+    safe = _UNSAFE.sub(escape, text)
     codec = _encoding(encoding)
     return safe.encode(codec, "backslashreplace").decode(codec)
 
 
-def json_text(value: Any, encoding: str | None = None) -> str:
-    """`value` as indented, strict JSON that `encoding` can write.
+def json_text(value: Any, encoding: str | None = None, *, indent: int | None = 2) -> str:
+    """`value` as strict JSON that `encoding` can write (indented unless `indent` is None).
 
     JSON escapes every control character itself. Non-ASCII stays readable where the terminal
     can write it; otherwise (a lone surrogate, a non-UTF-8 terminal) it is written as \\u
@@ -67,9 +75,9 @@ def json_text(value: Any, encoding: str | None = None) -> str:
     Raises:
         ValueError: `value` holds NaN or an infinity, which are not JSON.
     """
-    text = json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False)
+    text = json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
     try:
         text.encode(_encoding(encoding))
     except UnicodeEncodeError:
-        text = json.dumps(value, ensure_ascii=True, indent=2, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=True, indent=indent, allow_nan=False)
     return text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from contextlib import closing
 from dataclasses import replace
@@ -19,6 +18,7 @@ from app.commands.common import (
     progress_printer,
     rescue_answer,
 )
+from app.commands.terminal import json_text, printable
 from app.core.ingest import ingest_path
 from app.core.ingest.common import quoted
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason
@@ -172,8 +172,8 @@ def _answer(
                 results.append(result)
                 save_frame_answer(store, session_id, result)
                 if not args.json:
-                    print(f"{format_time(result.time_s)}  {' '.join(result.answer.split())}",
-                          flush=True)  # fmt: skip
+                    answer = printable(" ".join(result.answer.split()))
+                    print(f"{format_time(result.time_s)}  {answer}", flush=True)
         if len(results) >= 2 and not cancel.cancelled:
             summary = _summarise(args, settings, engine, store, session_id, results, info, cancel)
     except Cancelled:  # Ctrl+C while the model was loading
@@ -183,7 +183,7 @@ def _answer(
     finally:
         engine.unload()
     if args.json:
-        print(json.dumps(run_json(info, results, summary), ensure_ascii=False))
+        print(json_text(run_json(info, results, summary), indent=None))
     return EXIT_OK
 
 
@@ -206,7 +206,7 @@ def _summarise(
     def on_chunk(chunk: str) -> None:
         parts.append(chunk)
         if not args.json:
-            sys.stdout.write(chunk)
+            sys.stdout.write(printable(chunk, keep_lines=True))
             sys.stdout.flush()
 
     if not args.json:

@@ -104,6 +104,19 @@ def environment_errors(path: Path) -> Iterator[None]:
         raise StoreError(f"Cannot use {path}: {exc.strerror or exc}.") from exc
 
 
+def _lenient_text(data: bytes) -> str:
+    """Decode a TEXT value, replacing what is not UTF-8 instead of failing the whole query.
+
+    Our own code only writes valid UTF-8, but another tool (or a damaged page) can leave a title
+    that is not, and sqlite3's default decoder would then fail every listing that reads it.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        log.warning("a text value in the database is not UTF-8; shown with replacements")
+        return data.decode("utf-8", errors="replace")
+
+
 def connect(path: Path, *, check: bool = True) -> sqlite3.Connection:
     """Open the database in WAL mode with full fsync and foreign keys.
 
@@ -122,6 +135,7 @@ def connect(path: Path, *, check: bool = True) -> sqlite3.Connection:
     """
     with environment_errors(path):
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.text_factory = _lenient_text
         try:
             if check:
                 rows = [r[0] for r in conn.execute("PRAGMA quick_check")]

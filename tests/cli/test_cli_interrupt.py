@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from app.commands.terminal import printable
 from app.core.messages import Role, StopReason
 from app.store.sessions import SessionStore
 
@@ -34,12 +35,14 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_llama4(tmp_path_factory.mktemp("interrupt-model") / "model")
 
 
-def _interrupt(process: subprocess.Popen[str]) -> tuple[float, str, str]:
+def _interrupt(process: subprocess.Popen) -> tuple[float, str, str]:
     """SIGINT the process; return (seconds until it ended, stdout rest, stderr)."""
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
-    return time.monotonic() - sent, out, err
+    elapsed = time.monotonic() - sent
+    as_text = [b.decode("utf-8") if isinstance(b, bytes) else b for b in (out, err)]
+    return elapsed, as_text[0], as_text[1]
 
 
 def test_ctrl_c_mid_answer_exits_130_and_keeps_question_and_partial_answer(
@@ -49,11 +52,13 @@ def test_ctrl_c_mid_answer_exits_130_and_keeps_question_and_partial_answer(
     ask = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "ask",
          "--model", str(tiny_model), "--max-new-tokens", "4000", "tell me a long story"],
-        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
     )  # fmt: skip
+    # Unbuffered: a buffered read would hold back text that communicate() then never sees.
     first = ask.stdout.read(1)  # the answer has started streaming
     assert first, ask.stderr.read()
     elapsed, rest, err = _interrupt(ask)
+    shown = (first + rest.encode("utf-8")).decode("utf-8", errors="replace")
 
     assert ask.returncode == 130, err
     assert elapsed < STOP_BOUND_S, f"took {elapsed:.1f} s to stop"
@@ -64,7 +69,7 @@ def test_ctrl_c_mid_answer_exits_130_and_keeps_question_and_partial_answer(
     assert (question.role, question.text) == (Role.USER, "tell me a long story")
     assert answer.stop_reason is StopReason.CANCELLED
     # What the user saw is what was saved (the process may have printed a final newline).
-    assert answer.text and (first + rest).startswith(answer.text)
+    assert answer.text and shown.startswith(printable(answer.text, keep_lines=True))
 
 
 _STUCK = textwrap.dedent(

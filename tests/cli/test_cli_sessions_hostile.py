@@ -418,3 +418,21 @@ def test_json_text_is_strict_json_even_with_lone_surrogates() -> None:
     assert json_text({"t": "日本"}, encoding="utf-8") == '{\n  "t": "日本"\n}'
     with pytest.raises(ValueError):
         json_text({"t": float("nan")}, encoding="utf-8")
+
+
+def test_a_title_that_is_not_utf8_is_listed_with_replacements(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with SessionStore.open(data_dir) as store:
+        session = store.create_session("fine")
+    conn = sqlite3.connect(data_dir / DB_NAME)
+    # Written by another tool: bytes that are not UTF-8, stored as TEXT.
+    conn.execute("UPDATE sessions SET title = CAST(X'66ff6f' AS TEXT) WHERE id = ?", (session.id,))
+    conn.commit()
+    conn.close()
+    listed = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "sessions", "list"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+    assert "f\ufffdo" in listed.stdout
