@@ -8,19 +8,29 @@ grow with the context.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.inference.engine import BadInputError
+from app.inference.model_json import (
+    ModelJsonError,
+    checked_setting,
+    is_bool,
+    is_fraction,
+    is_positive_int,
+    json_kind,
+    read_model_json,
+)
 
 BF16_BYTES = 2
 # Measured for Scout's dense-MoE prefill (issue 3): activation bytes per prompt token, for
 # 16 experts × (hidden 5120 + expert width 8192); other shapes scale with that product.
 _SCOUT_PREFILL_BYTES_PER_TOKEN = 368_000
 _SCOUT_MOE_WIDTH = 16 * (5120 + 8192)
+#: Where a model folder keeps its image processor settings (transformers reads both).
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 # Kept free for the CUDA context, allocator fragmentation and the logits of a step.
 RESERVE_BYTES = 1_500_000_000
 
@@ -70,24 +80,66 @@ class ImageTiling:
                 preprocessor_config.json.
 
         Returns:
-            The tiling, with Scout's values for anything the files do not say.
+            The tiling, with Scout's values for anything the files do not say or say unusably
+            (preflight reports those; here a meter or a token count must still work).
         """
-        image: dict[str, Any] = {}
-        patch = cls.patch
-        for name in ("preprocessor_config.json", "processor_config.json"):
-            data = _read_json(model_dir / name)
-            image.update(data.get("image_processor", data if "size" in data else {}))
-            patch = int(data.get("patch_size", patch))
-        vision = _read_json(model_dir / "config.json").get("vision_config") or {}
-        ratio = float(vision.get("pixel_shuffle_ratio", 0.5))
-        size = image.get("size") or {}
-        return cls(
-            tile=int(size.get("height", cls.tile)),
-            patch=patch,
-            downsample=round(1.0 / ratio**2),
-            max_tiles=int(image.get("max_patches", cls.max_tiles)),
-            resize_to_max_canvas=bool(image.get("resize_to_max_canvas", False)),
+        files = [(name, _read_or_empty(model_dir / name)) for name in PROCESSOR_FILES]
+        return cls.from_settings(files, _read_or_empty(model_dir / "config.json"))[0]
+
+    @classmethod
+    def from_settings(
+        cls, files: Sequence[tuple[str, Mapping[str, Any]]], config: Mapping[str, Any]
+    ) -> tuple[ImageTiling, list[str]]:
+        """The tiling that parsed processor settings and config.json describe, and what is wrong.
+
+        Args:
+            files: (file name, parsed object) of processor_config.json / preprocessor_config.json,
+                in `PROCESSOR_FILES` order (a later file's values win, as in transformers).
+            config: config.json, parsed.
+
+        Returns:
+            The tiling (Scout's value for each missing or unusable field) and one sentence per
+            unusable field, naming the file.
+        """
+        problems: list[str] = []
+        found: dict[str, Any] = {}
+        for name, data in files:
+            image = data.get("image_processor", data if "size" in data else {})
+            if not isinstance(image, Mapping):
+                problems.append(
+                    f"{name} sets image_processor to {json_kind(image)}, not an object."
+                )
+                image = {}
+            size = image.get("size")
+            if size is not None and not isinstance(size, Mapping):
+                problems.append(f"{name} sets size to {json_kind(size)}, not an object.")
+                size = {}
+            for section, key, kind in (
+                (size or {}, "height", "tile"),
+                (image, "max_patches", "max_tiles"),
+                (data, "patch_size", "patch"),
+            ):
+                value = checked_setting(
+                    section, key, name, is_positive_int, "a positive integer", problems
+                )
+                if value is not None:
+                    found[kind] = value
+            canvas = checked_setting(
+                image, "resize_to_max_canvas", name, is_bool, "true or false", problems
+            )
+            if canvas is not None:
+                found["resize_to_max_canvas"] = canvas
+        vision = config.get("vision_config")
+        ratio = checked_setting(
+            vision if isinstance(vision, Mapping) else {},
+            "pixel_shuffle_ratio",
+            "config.json vision_config",
+            is_fraction,
+            "a number above 0 and at most 1",
+            problems,
         )
+        downsample = round(1.0 / (ratio if ratio is not None else 0.5) ** 2)
+        return cls(downsample=downsample, **found), problems
 
 
 def tile_grid(width: int, height: int, tiling: ImageTiling) -> tuple[int, int]:
@@ -218,9 +270,9 @@ def _layer_types(text_config: Mapping[str, Any]) -> list[str]:
     return ["chunked_attention" if flag else "full_attention" for flag in no_rope]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_or_empty(path: Path) -> dict[str, Any]:
+    """A model JSON file's object, or {} when it is missing or unusable (preflight says why)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_model_json(path)
+    except ModelJsonError:
         return {}
-    return data if isinstance(data, dict) else {}

@@ -7,11 +7,18 @@ truncated download in microseconds, before a minute-long load fails halfway.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.inference.model_json import (
+    JsonProblem,
+    ModelJsonError,
+    json_kind,
+    parse_model_json,
+    read_model_json,
+)
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -103,17 +110,25 @@ def read_header(path: Path) -> ShardHeader:
     except OSError as exc:
         raise CheckpointError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{path.name} has a safetensors header that is not JSON.") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path.name} has a safetensors header that is not a JSON object.")
-    metadata = header.pop("__metadata__", None) or {}
+        header = parse_model_json(raw, path.name)
+    except ModelJsonError as error:
+        reason = "is not JSON" if error.problem is JsonProblem.NOT_JSON else error.reason
+        raise CheckpointError(f"{path.name} has a safetensors header that {reason}.") from None
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        # The safetensors library refuses anything but a string map; say so before it does.
+        raise CheckpointError(
+            f"{path.name} has a safetensors header whose __metadata__ is {json_kind(metadata)}"
+            + (" with non-string values" if isinstance(metadata, dict) else "")
+            + ", not a map of strings."
+        )
     tensors: dict[str, TensorInfo] = {}
     for name, entry in header.items():
         tensors[name] = _tensor_info(path, name, entry)
     data_bytes = max((t.end for t in tensors.values()), default=0)
-    parsed = ShardHeader(tensors, dict(metadata), 8 + length, data_bytes)
+    parsed = ShardHeader(tensors, metadata, 8 + length, data_bytes)
     if parsed.expected_size > size:
         raise CheckpointError(
             f"{path.name} is truncated: its header declares {parsed.expected_size:,} bytes but "
@@ -130,10 +145,10 @@ def _tensor_info(path: Path, name: str, entry: object) -> TensorInfo:
     if not (
         isinstance(dtype, str)
         and isinstance(shape, list)
-        and all(isinstance(d, int) and d >= 0 for d in shape)
+        and all(_is_count(d) for d in shape)
         and isinstance(offsets, list)
         and len(offsets) == 2
-        and all(isinstance(o, int) for o in offsets)
+        and all(_is_count(o) for o in offsets)
         and 0 <= offsets[0] <= offsets[1]
     ):
         raise bad
@@ -146,20 +161,23 @@ def _tensor_info(path: Path, name: str, entry: object) -> TensorInfo:
     return TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
 
 
+def _is_count(value: object) -> bool:
+    """A non-negative JSON integer (true/false are ints to Python, never to safetensors)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def read_index(folder: Path) -> dict[str, str]:
     """The tensor name → shard file map of `model.safetensors.index.json`.
 
     Raises:
-        CheckpointError: the index is unreadable or has no usable `weight_map`.
+        CheckpointError: the index is unreadable, not a JSON object, or has no usable
+            `weight_map`.
     """
-    path = folder / INDEX_NAME
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CheckpointError(f"Cannot read {INDEX_NAME}: {exc.strerror or exc}.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{INDEX_NAME} is not valid JSON ({exc}).") from None
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        data = read_model_json(folder / INDEX_NAME)
+    except ModelJsonError as error:
+        raise CheckpointError(error.message) from None
+    weight_map = data.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{INDEX_NAME} has no weight_map.")
     for name, shard in weight_map.items():

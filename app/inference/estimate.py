@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.inference.model_json import one_line
+
 BF16_BYTES = 2
 NF4_BLOCK = 64  # bitsandbytes' default 4-bit block size (Params4bit.blocksize)
 NESTED_BLOCK = 256  # double quant: absmax values are themselves quantized in blocks of 256
@@ -297,10 +299,18 @@ def working_margin_bytes(config: Mapping[str, Any], tokens: int = 4096) -> int:
     kv_per_token_layer = (
         2 * _int(text, "num_key_value_heads", 8) * _int(text, "head_dim", h // heads) * BF16_BYTES
     )
-    chunk = text.get("attention_chunk_size") or tokens
-    layer_types = text.get("layer_types") or _layer_types(text)
+    chunk = (
+        _int(text, "attention_chunk_size", tokens) if text.get("attention_chunk_size") else tokens
+    )
+    layer_types = text.get("layer_types")
+    if not layer_types:
+        layer_types = _layer_types(text)
+    elif not (isinstance(layer_types, list) and all(isinstance(k, str) for k in layer_types)):
+        raise ValueError(
+            f"config.json: layer_types must be a list of layer kinds, not {_shown(layer_types)}"
+        )
     kv = sum(
-        kv_per_token_layer * (min(tokens, int(chunk)) if kind == "chunked_attention" else tokens)
+        kv_per_token_layer * (min(tokens, chunk) if kind == "chunked_attention" else tokens)
         for kind in layer_types
     )
     width = _int(text, "num_local_experts", 16) * (h + _int(text, "intermediate_size", 8192))
@@ -322,5 +332,10 @@ def _int(section: Mapping[str, Any], key: str, default: int) -> int:
     if value is None:
         value = default
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"config.json: {key} must be a positive integer, not {value!r}")
+        raise ValueError(f"config.json: {key} must be a positive integer, not {_shown(value)}")
     return value
+
+
+def _shown(value: object) -> str:
+    """A config value as a message quotes it (a hostile file's value may be megabytes long)."""
+    return one_line(repr(value), 60)

@@ -20,6 +20,7 @@ from app.core.messages import ChatTurn, Role, StopReason
 from app.core.video.data import FrameRef, FrameResult
 from app.core.video.prompts import MAX_CLIP_FRAMES, clip_prompt, frame_prompt, summary_prompt
 from app.inference.engine import (
+    Cancelled,
     CancelToken,
     GenerationRequest,
     GenerationResult,
@@ -118,7 +119,8 @@ def answer_frames(
     """Ask the same question about every frame, several frames per `generate` call.
 
     Cancelling stops the running batch within one decode step (its answers come back marked
-    `cancelled`) and no further batch starts. Running out of memory halves the batch and
+    `cancelled`) and no further batch starts; a batch stopped while its prompts render yields
+    nothing. Running out of memory halves the batch and
     tries again; with one frame a batch it raises `OutOfMemoryError`.
 
     Args:
@@ -139,7 +141,8 @@ def answer_frames(
         with `Box.image` = the frame's index.
 
     Raises:
-        ModelError: the engine is not loaded.
+        ModelError: the engine is not loaded, or its chat template fails (see
+            `llama4_prompt.render`).
         OutOfMemoryError: even one frame does not fit.
     """
     from app.inference.llama4_generate import sampling_config
@@ -154,6 +157,8 @@ def answer_frames(
         batch = frames[position : position + size]
         try:
             results = _run_batch(loaded, question, batch, video_name, config, cancel, max_patches)
+        except Cancelled:  # stopped while the chat template rendered: nothing was answered
+            return
         except MemoryError:
             if size == 1:
                 raise OutOfMemoryError(
@@ -187,7 +192,7 @@ def _run_batch(
     )
     from app.inference.llama4_loading import release_memory
 
-    inputs = _batch_inputs(loaded, question, batch, video_name, max_patches)
+    inputs = _batch_inputs(loaded, question, batch, video_name, max_patches, cancel)
     groups = _unpadded_groups(loaded, inputs, config.max_new_tokens)
     if groups is not None:
         results = [
@@ -259,15 +264,20 @@ def _batch_inputs(
     batch: Sequence[FrameRef],
     video_name: str,
     max_patches: int | None,
+    cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
-    """Tokenized, left-padded prompts and every frame's tiles, on the model's device."""
+    """Tokenized, left-padded prompts and every frame's tiles, on the model's device.
+
+    Raises:
+        Cancelled: `cancel` was set while the chat template rendered.
+    """
     from app.inference.llama4_prompt import open_images, render
 
     processor = loaded.processor
     turns = [
         ChatTurn(Role.USER, frame_prompt(question, video_name, f.time_s), (f.path,)) for f in batch
     ]
-    texts = [render(processor, [turn]) for turn in turns]
+    texts = [render(processor, [turn], cancel=cancel) for turn in turns]
     images = open_images(turns)
     extra = {"max_patches": max_patches} if max_patches else {}
     tokenizer = processor.tokenizer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.inference.engine import Cancelled, CancelToken, LoadProgress, ModelError, ProgressCallback
+from app.inference.model_json import ModelJsonError, object_field, one_line, read_model_json
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,12 @@ def pick_device(device: str | None) -> str:
 def folder_quantization(model_dir: Path) -> str | None:
     """The quantization a pre-quantized folder declares in config.json ("nf4"/"int8"), else None."""
     try:
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        quant = object_field(
+            read_model_json(model_dir / "config.json"), "quantization_config", "config.json"
+        )
+    except ModelJsonError:  # preflight names the problem; here the folder is just not prequantized
         return None
-    quant = config.get("quantization_config") if isinstance(config, dict) else None
-    if not isinstance(quant, dict):
+    if quant is None:
         return None
     if quant.get("load_in_4bit") or quant.get("_load_in_4bit"):
         return "nf4"
@@ -119,8 +120,15 @@ def load_llama4(
         processor = AutoProcessor.from_pretrained(
             model_dir, local_files_only=True, trust_remote_code=False
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"Cannot read the tokenizer or processor in {model_dir}: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # The folder's files are untrusted input that preflight checks only in part (it does
+        # not parse the tens of megabytes of tokenizer.json): whatever transformers or the
+        # tokenizers library raises while reading them is a problem with the folder.
+        raise ModelError(
+            f"Cannot read the tokenizer or processor in {model_dir}: {one_line(exc)}"
+        ) from exc
     if cancel.cancelled:
         raise Cancelled
     prequantized = folder_quantization(model_dir)
@@ -145,8 +153,10 @@ def load_llama4(
             )
     except Cancelled:
         failure = ""
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        failure = f"Cannot load the weights in {model_dir}: {exc}"
+    except MemoryError:
+        raise
+    except Exception as exc:  # as above: a config value or a shard transformers cannot use
+        failure = f"Cannot load the weights in {model_dir}: {one_line(exc)}"
     if failure is not None:
         # Outside the except block: the traceback (and the half-loaded tensors its frames hold)
         # is gone, so the memory really comes back before we report.

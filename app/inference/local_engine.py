@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.messages import StopReason, Timings
 from app.inference import budget
 from app.inference.engine import (
+    Cancelled,
     CancelToken,
     EngineError,
     EngineStatus,
@@ -91,7 +92,13 @@ class LocalLlama4Engine:
         start = time.perf_counter()
         model, processor = loaded.model, loaded.processor
         vision_dtype = model.vision_model.patch_embedding.linear.weight.dtype
-        prompt = build_prompt(processor, request.turns, vision_dtype)
+        try:
+            prompt = build_prompt(processor, request.turns, vision_dtype, cancel=cancel)
+        except Cancelled:
+            # Stopped while the chat template rendered: an answer that ended before its first
+            # word, like a Stop during the first decode step.
+            timings = Timings(load_s=loaded.load_s)
+            return GenerationResult(StopReason.CANCELLED, timings)
         tokenizer = processor.tokenizer
         cut = cut_point(prompt.ids, tokenizer.convert_tokens_to_ids("<|header_end|>"))
         reuse = self._prefix.reusable(prompt.ids[:cut])

@@ -7,13 +7,13 @@ show it as is. The engine calls it before every load; `scout-desk doctor` prints
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.inference.budget import PROCESSOR_FILES, ImageTiling
 from app.inference.checkpoint import (
     INDEX_NAME,
     CheckpointError,
@@ -29,6 +29,21 @@ from app.inference.estimate import (
     text_config,
     working_margin_bytes,
 )
+from app.inference.model_json import (
+    SETTINGS_FILES,
+    ModelJsonError,
+    checked_setting,
+    is_bool,
+    is_count,
+    is_fraction,
+    is_number,
+    is_positive_int,
+    is_token_ids,
+    json_kind,
+    object_field,
+    one_line,
+    read_model_json,
+)
 
 QUANTIZATIONS = ("nf4", "int8", "bf16")
 #: Written by prepare-model while it works; a folder that still has it unfinished is incomplete.
@@ -39,6 +54,20 @@ SAFE_ATTENTION = {None, "eager", "sdpa", "flex_attention", "flash_attention_2"}
 _FUSED = re.compile(r"feed_forward\.experts\.(gate_up_proj|down_proj)$")
 _PER_EXPERT = re.compile(r"feed_forward\.experts\.\d+\.(gate|up|down)_proj\.weight$")
 _MAX_LISTED = 5
+GENERATION_FILE = "generation_config.json"
+_TOKEN_IDS = "a token id or a list of token ids"
+# What generate takes from generation_config.json unchecked: a string here fails mid-answer.
+_GENERATION_FIELDS = (
+    ("bos_token_id", is_token_ids, _TOKEN_IDS),
+    ("eos_token_id", is_token_ids, _TOKEN_IDS),
+    ("pad_token_id", is_token_ids, _TOKEN_IDS),
+    ("do_sample", is_bool, "true or false"),
+    ("temperature", is_number, "a number"),
+    ("top_p", is_fraction, "a number above 0 and at most 1"),
+    ("top_k", is_count, "a whole number"),
+    ("max_length", is_positive_int, "a positive integer"),
+    ("max_new_tokens", is_positive_int, "a positive integer"),
+)
 
 
 @dataclass
@@ -119,15 +148,16 @@ def check_model_folder(
         return report
     config = _read_config(model_dir, report)
     _check_pickles(model_dir, report)
-    _check_processor_files(model_dir, report)
+    processor_files = _check_settings_files(model_dir, report)
     names = _check_shards(model_dir, report)
     if config is None:
         return report
     _check_config(config, report)
     if report.model_type != "llama4":
         return report
-    _classify(config, names, report)
-    _estimate(config, report, free_gpu_bytes, memory_bytes)
+    report.problems.extend(ImageTiling.from_settings(processor_files, config)[1])
+    if _classify(config, names, report):
+        _estimate(config, report, free_gpu_bytes, memory_bytes)
     return report
 
 
@@ -136,8 +166,8 @@ def _prepare_unfinished(model_dir: Path) -> bool:
     if not state.exists():
         return False
     try:
-        return not json.loads(state.read_text(encoding="utf-8")).get("complete", False)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return read_model_json(state).get("complete") is not True
+    except ModelJsonError:  # a damaged state file: the run never finished writing it
         return True
 
 
@@ -147,21 +177,18 @@ def _read_config(model_dir: Path, report: PreflightReport) -> dict[str, Any] | N
         report.problems.append(f"{model_dir} has no config.json; it is not a model folder.")
         return None
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        report.problems.append(f"Cannot read config.json: {exc.strerror or exc}.")
-        return None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        report.problems.append(f"config.json is not valid JSON ({exc}).")
-        return None
-    if not isinstance(config, dict):
-        report.problems.append("config.json does not hold a JSON object.")
+        config = read_model_json(path)
+        # Sections transformers builds sub-configs from: anything but an object breaks it.
+        for key in ("text_config", "vision_config", "quantization_config"):
+            object_field(config, key, "config.json")
+    except ModelJsonError as error:
+        report.problems.append(error.message)
         return None
     model_type = config.get("model_type")
     report.model_type = model_type if isinstance(model_type, str) else None
     if model_type != "llama4":
         report.problems.append(
-            f"config.json says model_type {model_type!r}; Scout Desk loads Llama 4 "
+            f"config.json says model_type {_shown(model_type)}; Scout Desk loads Llama 4 "
             "(model_type 'llama4') folders only."
         )
     return config
@@ -182,10 +209,11 @@ def _check_config(config: dict[str, Any], report: PreflightReport) -> None:
             )
         for key in ("attn_implementation", "_attn_implementation"):
             value = section.get(key)
-            if value not in SAFE_ATTENTION:
+            # isinstance first: a list or an object is unhashable, and no attention either.
+            if not (value is None or (isinstance(value, str) and value in SAFE_ATTENTION)):
                 report.problems.append(
-                    f"{where} sets {key} to {value!r}, a custom attention implementation; Scout "
-                    "Desk uses sdpa only."
+                    f"{where} sets {key} to {_shown(value)}, a custom attention implementation; "
+                    "Scout Desk uses sdpa only."
                 )
 
 
@@ -200,7 +228,10 @@ def _check_pickles(model_dir: Path, report: PreflightReport) -> None:
         )
 
 
-def _check_processor_files(model_dir: Path, report: PreflightReport) -> None:
+def _check_settings_files(
+    model_dir: Path, report: PreflightReport
+) -> list[tuple[str, dict[str, Any]]]:
+    """Check the tokenizer and processor files; return the parsed image processor settings."""
     if not (model_dir / "tokenizer.json").is_file():
         report.problems.append(f"{model_dir} has no tokenizer.json (the tokenizer is missing).")
     if not (model_dir / "tokenizer_config.json").is_file():
@@ -212,18 +243,32 @@ def _check_processor_files(model_dir: Path, report: PreflightReport) -> None:
             f"{model_dir} has no preprocessor_config.json or processor_config.json (the image "
             "processor settings are missing)."
         )
-    for name in ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
+    processor_files = []
+    for name in SETTINGS_FILES:
         path = model_dir / name
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            report.problems.append(f"{name} is not valid JSON.")
+        if not path.is_file():
             continue
-        if isinstance(data, dict) and data.get("auto_map"):
+        try:
+            data = read_model_json(path)
+        except ModelJsonError as error:
+            report.problems.append(error.message)
+            continue
+        if name == GENERATION_FILE:
+            _check_generation_config(data, report)
+        if data.get("auto_map"):
             report.problems.append(
                 f"{name} asks for remote code (auto_map); Scout Desk never runs code from a "
                 "model folder."
             )
+        if name in PROCESSOR_FILES:
+            processor_files.append((name, data))
+    return processor_files
+
+
+def _check_generation_config(data: dict[str, Any], report: PreflightReport) -> None:
+    """The values generation reads straight from the file (the request sets the others)."""
+    for key, valid, expected in _GENERATION_FIELDS:
+        checked_setting(data, key, GENERATION_FILE, valid, expected, report.problems)
 
 
 def _check_shards(model_dir: Path, report: PreflightReport) -> set[str]:
@@ -262,24 +307,31 @@ def _check_shards(model_dir: Path, report: PreflightReport) -> set[str]:
     return names
 
 
-def _classify(config: dict[str, Any], names: set[str], report: PreflightReport) -> None:
+def _classify(config: dict[str, Any], names: set[str], report: PreflightReport) -> bool:
+    """Name the checkpoint's layout; False when its quantization settings are unusable."""
     quant = config.get("quantization_config")
     fused = any(_FUSED.search(n) for n in names)
     per_expert = any(_PER_EXPERT.search(n) for n in names)
-    has_moe = bool(moe_layers(text_config(config)))
+    try:
+        has_moe = bool(moe_layers(text_config(config)))
+    except ValueError as error:  # a layer count that is not a positive integer
+        report.problems.append(str(error))
+        return False
     if isinstance(quant, dict):
         method = quant.get("quant_method")
         if method != "bitsandbytes":
             report.checkpoint_kind = "other-quantized"
             report.problems.append(
-                f"config.json: quantization method {method!r} is not supported; Scout Desk loads "
-                "bf16 folders or bitsandbytes (NF4/int8) per-expert folders."
+                f"config.json: quantization method {_shown(method)} is not supported; Scout Desk "
+                "loads bf16 folders or bitsandbytes (NF4/int8) per-expert folders."
             )
-            return
+            return False
+        if not _bnb_settings_usable(quant, report):
+            return False
         if quant.get("load_in_8bit"):
             report.checkpoint_kind, report.load_quantization = "per-expert-int8", "int8"
         else:
-            kind = quant.get("bnb_4bit_quant_type", "nf4")
+            kind = quant.get("bnb_4bit_quant_type") or "nf4"
             report.checkpoint_kind, report.load_quantization = f"per-expert-{kind}", kind
         if names and has_moe and (fused or not per_expert):
             report.problems.append(
@@ -293,7 +345,7 @@ def _classify(config: dict[str, Any], names: set[str], report: PreflightReport) 
                 f"{report.load_quantization} whatever quantization is chosen "
                 f"({report.quantization})."
             )
-        return
+        return True
     report.load_quantization = report.quantization
     if per_expert and not fused:
         report.checkpoint_kind = "bf16-per-expert"
@@ -304,6 +356,25 @@ def _classify(config: dict[str, Any], names: set[str], report: PreflightReport) 
         )
     else:
         report.checkpoint_kind = "bf16-fused"
+    return True
+
+
+def _bnb_settings_usable(quant: dict[str, Any], report: PreflightReport) -> bool:
+    """Whether the bitsandbytes settings the estimate reads have usable types (else say so)."""
+    kind = quant.get("bnb_4bit_quant_type") or "nf4"
+    skip = quant.get("llm_int8_skip_modules")
+    ok = True
+    if kind not in ("nf4", "fp4"):
+        report.problems.append(
+            f"config.json: bnb_4bit_quant_type is {_shown(kind)}; bitsandbytes knows nf4 and fp4."
+        )
+        ok = False
+    if skip is not None and not (isinstance(skip, list) and all(isinstance(m, str) for m in skip)):
+        report.problems.append(
+            f"config.json: llm_int8_skip_modules is {json_kind(skip)}, not a list of module names."
+        )
+        ok = False
+    return ok
 
 
 def _estimate(
@@ -371,6 +442,11 @@ def _physical_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _shown(value: object) -> str:
+    """A value from config.json as a message quotes it (short, on one line)."""
+    return one_line(repr(value), 60)
 
 
 def _gb(n: int) -> str:

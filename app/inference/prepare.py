@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.inference.checkpoint import INDEX_NAME, CheckpointError, read_header, shard_names
+from app.inference.model_json import ModelJsonError, read_model_json
 from app.inference.preflight import PICKLE_SUFFIXES, PREPARE_STATE_NAME, check_model_folder
 
 STATE_VERSION = 1
@@ -160,7 +161,7 @@ def _check_source(src: Path) -> dict[str, Any]:
             f"{src} is already a {report.checkpoint_kind} folder; load it directly, there is "
             "nothing to convert."
         )
-    return json.loads((src / "config.json").read_text(encoding="utf-8"))
+    return read_model_json(src / "config.json")  # preflight read it a moment ago
 
 
 def _open_destination(src: Path, dst: Path, quantization: str, double_quant: bool) -> dict:
@@ -180,8 +181,8 @@ def _open_destination(src: Path, dst: Path, quantization: str, double_quant: boo
     state_path = dst / PREPARE_STATE_NAME
     if state_path.is_file():
         try:
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            state = read_model_json(state_path)
+        except ModelJsonError:
             state = None
         same = isinstance(state, dict) and all(
             state.get(k) == fresh[k] for k in ("version", "source", "quantization", "double_quant")
