@@ -7,7 +7,6 @@ counted once and cached by content, so each keystroke only re-counts the typed t
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -19,6 +18,8 @@ from typing import Any
 from app.core.compose import DEFAULT_MAX_IMAGES, build_turns
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, Message, Role
 from app.inference.budget import ImageTiling, context_capacity, image_tokens
+from app.inference.engine import ModelError
+from app.inference.model_json import read_model_json
 from app.inference.token_counter import Counter, EstimateCounter, TokenCounter
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,8 @@ def read_model_facts(model_dir: str, *, load_tokenizer: bool = True) -> ModelFac
     folder = Path(model_dir)
     counter: Counter | None = TokenCounter.from_folder(folder) if load_tokenizer else None
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = read_model_json(folder / "config.json")
+    except ModelError:  # unreadable or hostile (nested 100,000 deep): the meter estimates
         config = {}
     text_config = config.get("text_config") if isinstance(config, dict) else None
     if not isinstance(text_config, dict):

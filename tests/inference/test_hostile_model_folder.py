@@ -349,3 +349,12 @@ def test_ask_turns_what_only_loading_finds_into_one_sentence(
     assert "Traceback" not in done.stderr
     lines = _messages(done)
     assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_the_context_meter_estimates_for_a_hostile_config(tmp_path: Path) -> None:
+    from app.inference.budget import ImageTiling
+    from app.ui.context_count import read_model_facts
+
+    (tmp_path / "config.json").write_text("[" * 100_000)
+    facts = read_model_facts(str(tmp_path), load_tokenizer=False)
+    assert facts.text_config == {} and facts.tiling == ImageTiling()
