@@ -37,6 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import paths
+from app.core.atomic import write_atomically
+from app.core.paths import make_private
 from app.core.settings import Settings, load_settings
 from app.inference.engine import Engine
 from app.store.db import StoreError
@@ -197,7 +199,8 @@ class CrashReporter(QObject):
         try:
             self._log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             target = self._log_dir / f"crash-{stamp}-{os.getpid()}.log"
-            target.write_text(f"Scout Desk crash report, {time.ctime()}\n\n{report}", "utf-8")
+            text = f"Scout Desk crash report, {time.ctime()}\n\n{report}"
+            write_atomically(target, text.encode("utf-8"), private=True)
         except OSError:
             return None
         return target
@@ -216,13 +219,22 @@ class CrashReporter(QObject):
         self._dialog.show()
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are 0600 like the rest of the data folder, whatever the umask."""
+
+    def _open(self):  # type: ignore[no-untyped-def]  # the base class's hook, untyped there
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        make_private(Path(self.baseFilename))  # a log left 0644 by an older version
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def setup_logging(log_dir: Path) -> None:
     """Send warnings and errors to `<data_dir>/logs/scout-desk.log` (rotated, never prompt text)."""
     root = logging.getLogger()
     if any(getattr(h, "_scout_desk", False) for h in root.handlers):
         return
     try:
-        handler = logging.handlers.RotatingFileHandler(
+        handler = _PrivateRotatingFileHandler(
             log_dir / "scout-desk.log", maxBytes=1_000_000, backupCount=3, encoding="utf-8"
         )
     except OSError:
