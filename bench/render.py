@@ -46,19 +46,7 @@ from app.core.messages import Message, Role, StopReason
 from app.core.render import render_markdown
 from app.ui.chat_view import ChatView
 from app.ui.markdown_view import TextDisplay, render_tasks
-
-_HEAD = "| # | Name | Region | Revenue | Growth | Notes |\n|---|---|---|---|---|---|\n"
-
-
-def table_answer(size: int) -> str:
-    """One markdown table of about `size` characters, as a model writes it."""
-    rows = ["Here is the table you asked for:\n\n", _HEAD]
-    total, n = sum(map(len, rows)), 0
-    while total < size:
-        row = f"| {n} | Item number {n} | Region {n % 7} | {n * 13.7:.2f} | {n % 17}% | ok |\n"
-        rows.append(row)
-        total, n = total + len(row), n + 1
-    return "".join(rows)
+from tests.helpers.markdown_samples import table_answer
 
 
 def prose_answer(size: int) -> str:

@@ -17,16 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.commands.terminal import json_text, printable
-from app.core.messages import (
-    Attachment,
-    AttachmentKind,
-    AttachmentStatus,
-    Box,
-    StopReason,
-    Timings,
-)
 from app.store.export import export_session
 from app.store.sessions import DB_NAME, SessionStore
+from tests.helpers.sample_chats import save_full_chat
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,29 +56,7 @@ def data_dir(tmp_path: Path) -> Path:
 def chat(data_dir: Path) -> str:
     """A chat with an attachment, an answer with timings and a box: every part of the format."""
     with SessionStore.open(data_dir) as store:
-        session = store.create_session("Ruler photo")
-        data = b"a ruler, 30 cm\n"
-        notes = Attachment(
-            name="notes.txt",
-            kind=AttachmentKind.TEXT,
-            status=AttachmentStatus.USED,
-            sha256=store.blobs.put_bytes(data),
-            mime="text/plain",
-            size=len(data),
-            width=8,
-            height=6,
-            tokens=12,
-        )
-        store.add_user_message(session.id, "Where is the ruler?", [notes])
-        answer = store.begin_assistant_message(session.id)
-        store.finish_message(
-            answer.id,
-            "On the left.",
-            StopReason.EOS,
-            Timings(1.0, 0.5, 20.0, 300, 12),
-            boxes=[Box("ruler", 0, 1, 1, 5, 4)],
-        )
-        return session.id
+        return save_full_chat(store)
 
 
 @pytest.fixture

@@ -12,46 +12,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core.messages import (
-    Attachment,
-    AttachmentKind,
-    AttachmentStatus,
-    Box,
-    StopReason,
     Timings,
 )
 from app.store.db import StoreError
 from app.store.export import ImportRefusedError, export_session, import_session
 from app.store.rows import LATEST_TIME, MAX_COUNT
 from app.store.sessions import SessionStore
+from tests.helpers.sample_chats import save_full_chat
 
 
 @pytest.fixture
 def document(store: SessionStore, tmp_path: Path) -> dict[str, Any]:
     """A good export of a chat that uses every field of the format."""
-    session = store.create_session("Ruler photo")
-    data = b"a ruler, 30 cm\n"
-    notes = Attachment(
-        name="notes.txt",
-        kind=AttachmentKind.TEXT,
-        status=AttachmentStatus.USED,
-        sha256=store.blobs.put_bytes(data),
-        mime="text/plain",
-        size=len(data),
-        width=8,
-        height=6,
-        tokens=12,
-    )
-    store.add_user_message(session.id, "Where is the ruler?", [notes])
-    answer = store.begin_assistant_message(session.id)
-    store.finish_message(
-        answer.id,
-        "On the left.",
-        StopReason.EOS,
-        Timings(1.0, 0.5, 20.0, 300, 12),
-        boxes=[Box("ruler", 0, 1, 1, 5, 4)],
-    )
+    session_id = save_full_chat(store)
     dest = tmp_path / "good.json"
-    export_session(store, session.id, "json", dest)
+    export_session(store, session_id, "json", dest)
     return json.loads(dest.read_text("utf-8"))
 
 
