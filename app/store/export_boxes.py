@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 
-from app.core.grounding import answer_images, label_colour
+from app.core.grounding import answer_images
+from app.core.grounding.colours import Colours, colour_of, label_colours
 from app.core.messages import Attachment, Box, Message
 
 #: Returns a safe data URI for an image attachment, or None when it cannot be embedded.
@@ -49,14 +50,17 @@ def boxes_markdown(messages: Sequence[Message], index: int) -> list[str]:
     return [*lines, ""]
 
 
-def _overlay(image: Attachment, uri: str, boxes: Sequence[Box]) -> str:
-    """The image with its boxes drawn over it in image coordinates, as inline SVG."""
+def _overlay(image: Attachment, uri: str, boxes: Sequence[Box], colours: Colours) -> str:
+    """The image with its boxes drawn over it in image coordinates, as inline SVG.
+
+    `colours` is the message's label map, the one the viewer paints with on screen.
+    """
     esc = html.escape
     width, height = image.width or 1, image.height or 1
     stroke = max(2, round(max(width, height) / 300))
     shapes = []
     for box in boxes:
-        colour = label_colour(box.label)
+        colour = colour_of(box.label, colours)
         shapes.append(
             f'<rect x="{box.x1}" y="{box.y1}" width="{box.x2 - box.x1}" '
             f'height="{box.y2 - box.y1}" fill="none" stroke="{colour}" '
@@ -87,14 +91,15 @@ def boxes_html(messages: Sequence[Message], index: int, image_uri: ImageUri) -> 
         return []
     esc = html.escape
     images = answer_images(messages, index)
+    colours = label_colours(b.label for b in message.boxes)  # as on screen, per message
     parts = []
     for number, image in enumerate(images):
         on_image = [b for b in message.boxes if b.image == number]
         uri = image_uri(image) if on_image else None
         if uri:
-            parts.append(_overlay(image, uri, on_image))
+            parts.append(_overlay(image, uri, on_image, colours))
     items = "".join(
-        f'<li><span class="swatch" style="background:{label_colour(b.label)}"></span>'
+        f'<li><span class="swatch" style="background:{colour_of(b.label, colours)}"></span>'
         f"{esc(_single_line(b.label))}: {esc(_where(b, len(images)))}</li>"
         for b in message.boxes
     )

@@ -9,28 +9,17 @@ decides where the image sits in the view.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPixmap, QTransform
 
+from app.core.grounding import colours as _core
+from app.core.grounding.colours import PALETTE as PALETTE  # re-exported; core owns the palette
+from app.core.grounding.colours import label_key
 from app.core.messages import Box
 
-#: Outline colours, saturated enough to read on photos; a label always gets the same one.
-PALETTE = (
-    "#ff3b30",  # red
-    "#1e88e5",  # blue
-    "#34c759",  # green
-    "#ff9500",  # orange
-    "#af52de",  # purple
-    "#00b8a9",  # teal
-    "#ffcc00",  # yellow
-    "#ff2d78",  # pink
-    "#5856d6",  # indigo
-    "#00c8ff",  # cyan
-)
 OUTLINE_PX = 2  # outline width in view pixels, drawn inside the box so its edge pixel is coloured
 HIGHLIGHT_OUTLINE_PX = 3
 LABEL_FONT_PX = 12
@@ -116,26 +105,13 @@ def compute_transform(
 Colours = Mapping[str, QColor]
 
 
-def label_key(label: str) -> str:
-    """The form of a label that picks its colour: case and spacing do not count."""
-    return " ".join(label.casefold().split())
-
-
 def label_colour(label: str) -> QColor:
-    """The colour a label hashes to: stable across runs and sessions (CRC32, not `hash`).
-
-    Args:
-        label: the box label.
-
-    Returns:
-        A colour from `PALETTE`.
-    """
-    return QColor(PALETTE[_slot(label)])
+    """The colour a label hashes to (`app.core.grounding.colours.label_colour`), as a QColor."""
+    return QColor(_core.label_colour(label))
 
 
 def label_colours(labels: Iterable[str]) -> dict[str, QColor]:
-    """Colours for the labels of one message: each its hashed colour, unless an earlier label
-    took it, then the next free one, so different things in one picture differ in colour.
+    """A message's label colours (`app.core.grounding.colours.label_colours`), as QColors.
 
     Args:
         labels: every box label of the message, in order (repeats are fine).
@@ -143,28 +119,13 @@ def label_colours(labels: Iterable[str]) -> dict[str, QColor]:
     Returns:
         Label key → colour; the same labels always give the same map.
     """
-    colours: dict[str, QColor] = {}
-    used: set[int] = set()
-    for label in labels:
-        key = label_key(label)
-        if key in colours:
-            continue
-        slot = _slot(label)
-        while slot in used and len(used) < len(PALETTE):
-            slot = (slot + 1) % len(PALETTE)
-        used.add(slot)
-        colours[key] = QColor(PALETTE[slot])
-    return colours
+    return {key: QColor(value) for key, value in _core.label_colours(labels).items()}
 
 
 def colour_of(label: str, colours: Colours | None = None) -> QColor:
     """A label's colour from a message's map, or its hashed colour when the map lacks it."""
     found = colours.get(label_key(label)) if colours is not None else None
     return QColor(found) if found is not None else label_colour(label)
-
-
-def _slot(label: str) -> int:
-    return zlib.crc32(label_key(label).encode("utf-8")) % len(PALETTE)
 
 
 def text_colour_on(background: QColor) -> QColor:
