@@ -1,6 +1,6 @@
 # Scout Desk: set-up, tests and desktop integration. Needs only Python >= 3.11 and make.
 #   make run     create .venv, install the app, open it
-#   make test    create .venv, install the app with its test tools, lint and run every test
+#   make test    create .venv, install the app with its test tools, lint, type-check, run every test
 # Override the interpreter with PYTHON=/path/to/python3.12; pass app arguments with ARGS="...".
 
 PYTHON ?= python3
@@ -19,8 +19,8 @@ ARGS ?=
 
 help:
 	@echo "make run                open Scout Desk (creates .venv and installs it first)"
-	@echo "make test               ruff, import-linter and the whole pytest suite (offscreen)"
-	@echo "make lint               ruff check, ruff format --check, import-linter"
+	@echo "make test               ruff, import-linter, mypy and the whole pytest suite (offscreen)"
+	@echo "make lint               ruff check, ruff format --check, import-linter, mypy"
 	@echo "make bench              run every benchmark in bench/ (prints figures)"
 	@echo "make install-desktop    add Scout Desk to this user's app menu (uninstall-desktop undoes it)"
 	@echo "make icons              re-render assets/icons/*.png from assets/scout-desk.svg"
@@ -59,12 +59,14 @@ run: $(RUNTIME_STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Benchmarks print figures and never fail on speed; one that cannot run says why and the rest go on.
 bench: $(RUNTIME_STAMP)

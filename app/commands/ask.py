@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.commands.common import (
     EXIT_INTERRUPTED,
@@ -49,6 +50,9 @@ from app.inference.engine import (
 from app.store.db import StoreError, StoreLockedError
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
+
+if TYPE_CHECKING:  # imported by `_answer` only, when a question is really asked
+    from app.inference.local_engine import LocalLlama4Engine
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
 #: Seconds between checkpoints of the streaming answer, as in the window.
@@ -96,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
     """Every file the user named, as attachments; a file of the wrong kind becomes an error."""
+    wanted: list[tuple[str, AttachmentKind | None]]
     wanted = [(p, AttachmentKind.IMAGE) for p in args.image]
     wanted += [(args.video, AttachmentKind.VIDEO)] if args.video else []
     wanted += [(p, None) for p in args.doc]
@@ -241,7 +246,7 @@ def _saving_failed(
 
 
 def _attachment_rows(
-    attachments: list[Attachment], engine, store: SessionStore, model_dir: Path
+    attachments: list[Attachment], engine: LocalLlama4Engine, store: SessionStore, model_dir: Path
 ) -> list[dict]:
     """The `attachments` of `ask --json`: one row a file, with the prompt tokens each used.
 
@@ -253,7 +258,9 @@ def _attachment_rows(
     from app.inference.budget import ImageTiling, image_tokens
 
     tiling = ImageTiling.from_folder(model_dir)
-    tokenizer = engine.loaded.processor.tokenizer
+    loaded = engine.loaded
+    assert loaded is not None  # the answer was just generated with it
+    tokenizer = loaded.processor.tokenizer
 
     def count(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False))
@@ -277,7 +284,9 @@ def _attachment_rows(
     return rows
 
 
-def _folder_rows(folder: Attachment, document: Document, count) -> list[dict]:
+def _folder_rows(
+    folder: Attachment, document: Document, count: Callable[[str], int] | None
+) -> list[dict]:
     """One row per file of a dropped folder; `count` is None when the folder was not used."""
     sections: dict[str, list] = {}
     for section in document.sections:

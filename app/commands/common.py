@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from app.commands.terminal import printable
 from app.core import paths
@@ -22,6 +24,9 @@ from app.core.settings import Settings, load_settings
 from app.inference.engine import CancelToken, LoadProgress, ModelError
 from app.store.db import StoreError
 from app.store.sessions import SessionStore
+
+#: What `signal.signal` takes and returns (None: a handler not set from Python).
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +128,7 @@ class Interrupt:
         self._rescue: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
-        self._previous: object = None
+        self._previous: SignalHandler = None
 
     @property
     def interrupted(self) -> bool:
@@ -142,7 +147,9 @@ class Interrupt:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-        signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+        # None: the handler was not set from Python; the default is what it was then.
+        previous = signal.SIG_DFL if self._previous is None else self._previous
+        signal.signal(signal.SIGINT, previous)
 
     def _on_sigint(self, _signum: int, _frame: object) -> None:
         with self._lock:
@@ -197,7 +204,7 @@ def rescue_answer(
     return rescue
 
 
-def progress_printer(*, quiet: bool):
+def progress_printer(*, quiet: bool) -> Callable[[LoadProgress], None]:
     def report(progress: LoadProgress) -> None:
         if quiet:
             return

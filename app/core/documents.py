@@ -176,7 +176,11 @@ def document_from_json(data: bytes) -> Document:
 
 
 def _opt_int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]
+    if value is None:
+        return None
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError(f"expected a number, found {type(value).__name__}")
 
 
 def load_document(attachment: Attachment, blob_path: Callable[[str], Path]) -> Document | None:

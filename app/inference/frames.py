@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +115,7 @@ def answer_frames(
     temperature: float | None = None,
     top_p: float | None = None,
     max_patches: int | None = None,
-) -> Iterator[FrameResult]:
+) -> Generator[FrameResult, None, None]:
     """Ask the same question about every frame, several frames per `generate` call.
 
     Cancelling stops the running batch within one decode step (its answers come back marked
@@ -231,8 +231,8 @@ def _run_batch(
         else:
             reason = StopReason.LENGTH
         text = tokenizer.decode(tokens, skip_special_tokens=True)
-        boxes, _notes = parse_boxes_with_notes(text, [(frame.width, frame.height)])
-        boxes = tuple(replace(b, image=frame.index) for b in boxes)
+        found, _notes = parse_boxes_with_notes(text, [(frame.width, frame.height)])
+        boxes = tuple(replace(b, image=frame.index) for b in found)
         results.append(FrameResult(frame.index, frame.time_s, text, boxes, reason))
     return results
 

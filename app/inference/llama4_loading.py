@@ -164,6 +164,7 @@ def load_llama4(
         if failure:
             raise ModelError(failure)
         raise Cancelled
+    assert model is not None  # no failure: from_pretrained returned it
     model.eval()
     from app.inference.moe import install_moe
 
@@ -204,11 +205,14 @@ def _weight_progress(
             yield item
         progress(LoadProgress(count, count, _bytes_message(count, count, total_bytes)))
 
-    core_model_loading.tqdm = counting
+    # Through the module's namespace: the name is declared as tqdm's class, and a counting
+    # generator stands in for it only while this block runs.
+    namespace = vars(core_model_loading)
+    namespace["tqdm"] = counting
     try:
         yield
     finally:
-        core_model_loading.tqdm = original
+        namespace["tqdm"] = original
 
 
 def _bytes_message(done: int, count: int, total_bytes: int) -> str:

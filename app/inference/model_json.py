@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from app.inference.engine import ModelError
 
@@ -192,14 +192,14 @@ def is_token_ids(value: object) -> bool:
     return all(is_count(i) for i in (value if isinstance(value, list) and value else [value]))
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """A JSON number that is not negative."""
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def is_fraction(value: object) -> bool:
     """A JSON number above 0 and at most 1."""
-    return is_number(value) and 0 < value <= 1  # type: ignore[operator]
+    return is_number(value) and 0 < value <= 1
 
 
 def is_bool(value: object) -> bool:

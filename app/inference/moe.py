@@ -114,6 +114,8 @@ def expert_runner(experts: Any) -> ExpertFn | None:
     gate_up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     if not isinstance(gate_up, torch.Tensor) or gate_up.dim() != 3:
         return None
+    if not isinstance(down, torch.Tensor):
+        return None
     act = experts.act_fn
 
     def run_fused(e: int, rows: Any) -> Any:
@@ -152,7 +154,7 @@ def sparse_moe_forward(moe: Any, run_expert: ExpertFn, hidden_states: Any) -> tu
     expert = expert.reshape(-1)  # [T*k]
     if routed_in.shape[0] == 1:
         # A decode step of one sequence: one expert, no sorting. `.item()` is the one host sync.
-        out.add_(run_expert(expert.item(), routed_in))
+        out.add_(run_expert(int(expert.item()), routed_in))
         return out, logits
 
     # 4. Prefill (or batched decode): group rows by expert, one call per expert that got rows.

@@ -384,15 +384,25 @@ def _estimate(
     memory_bytes: int | None,
 ) -> None:
     quant = config.get("quantization_config")
-    pre = isinstance(quant, dict) and report.checkpoint_kind != "other-quantized"
+    # The folder's own bitsandbytes settings, when it is pre-quantized by us or a known tool.
+    pre_quant = (
+        quant if isinstance(quant, dict) and report.checkpoint_kind != "other-quantized" else None
+    )
+    pre = pre_quant is not None
     load_as = report.load_quantization or report.quantization
     try:
         estimate = estimate_weights(
             config,
             load_as,
             fused_experts=not pre,
-            skip_modules=quant.get("llm_int8_skip_modules") if pre else KEEP_BF16_MODULES,
-            double_quant=bool(quant.get("bnb_4bit_use_double_quant")) if pre else True,
+            skip_modules=(
+                pre_quant.get("llm_int8_skip_modules")
+                if pre_quant is not None
+                else KEEP_BF16_MODULES
+            ),
+            double_quant=(
+                bool(pre_quant.get("bnb_4bit_use_double_quant")) if pre_quant is not None else True
+            ),
         )
         prepared = estimate_weights(
             config, "nf4", fused_experts=False, skip_modules=KEEP_BF16_MODULES

@@ -164,11 +164,13 @@ def _check_source(src: Path) -> dict[str, Any]:
     return read_model_json(src / "config.json")  # preflight read it a moment ago
 
 
-def _open_destination(src: Path, dst: Path, quantization: str, double_quant: bool) -> dict:
+def _open_destination(
+    src: Path, dst: Path, quantization: str, double_quant: bool
+) -> dict[str, Any]:
     """Return the run's state: a fresh one for a new or empty `dst`, the old one to resume."""
     if dst == src or src in dst.parents or dst in src.parents:
         raise PrepareError(f"The output folder {dst} must be outside the source folder {src}.", 3)
-    fresh = {
+    fresh: dict[str, Any] = {
         "version": STATE_VERSION,
         "source": str(src),
         "quantization": quantization,
@@ -181,13 +183,13 @@ def _open_destination(src: Path, dst: Path, quantization: str, double_quant: boo
     state_path = dst / PREPARE_STATE_NAME
     if state_path.is_file():
         try:
-            state = read_model_json(state_path)
+            state: dict[str, Any] | None = read_model_json(state_path)
         except ModelJsonError:
             state = None
-        same = isinstance(state, dict) and all(
+        same = state is not None and all(
             state.get(k) == fresh[k] for k in ("version", "source", "quantization", "double_quant")
         )
-        if not same or not isinstance(state.get("shards"), dict):
+        if state is None or not same or not isinstance(state.get("shards"), dict):
             raise PrepareError(
                 f"{dst} holds a prepare-model run with other settings (or a damaged "
                 f"{PREPARE_STATE_NAME}); choose an empty output folder.",

@@ -83,7 +83,8 @@ def tiny_config(**overrides: Any) -> Any:
     vision_overrides = overrides.pop("vision", {})
     top_overrides = overrides.pop("top", {})
     ids = special_token_ids()
-    text = {
+    # Keyword arguments of transformers' config classes, each field its own type.
+    text: dict[str, Any] = {
         "vocab_size": _BASE_VOCAB + _SPECIAL_SLOTS,
         "hidden_size": 64,
         "intermediate_size": 128,  # each routed expert
@@ -112,7 +113,7 @@ def tiny_config(**overrides: Any) -> Any:
         "tie_word_embeddings": False,
     }
     text.update(overrides)
-    vision = {
+    vision: dict[str, Any] = {
         "hidden_size": 64,
         "num_hidden_layers": 2,
         "num_attention_heads": 2,
@@ -126,7 +127,7 @@ def tiny_config(**overrides: Any) -> Any:
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
     }
     vision.update(vision_overrides)
-    top = {
+    top: dict[str, Any] = {
         "boi_token_index": ids["<|image_start|>"],
         "eoi_token_index": ids["<|image_end|>"],
         "image_token_index": ids["<|patch|>"],

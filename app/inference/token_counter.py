@@ -11,7 +11,10 @@ import logging
 import math
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class TokenCounter:
 
     exact = True
 
-    def __init__(self, tokenizer: object, source: Path | None = None) -> None:
+    def __init__(self, tokenizer: Tokenizer, source: Path | None = None) -> None:
         self._tokenizer = tokenizer
         self._lock = threading.Lock()  # one encode at a time keeps peak memory predictable
         self.source = source
@@ -105,7 +108,7 @@ class TokenCounter:
             return 0
         with self._lock:
             return sum(
-                len(self._tokenizer.encode(piece, add_special_tokens=False).ids)  # type: ignore[attr-defined]
+                len(self._tokenizer.encode(piece, add_special_tokens=False).ids)
                 for piece in _pieces(text)
             )
 

@@ -64,9 +64,9 @@ def export_session(
         # page images still render after an import.
         for a in (a for m in messages for a in m.attachments):
             for sha in companion_shas(a.kind, a.sha256, store.blobs):
-                data = read_blob(sha)
-                if data is not None:
-                    document["blobs"].setdefault(sha, base64.b64encode(data).decode("ascii"))
+                blob = read_blob(sha)
+                if blob is not None:
+                    document["blobs"].setdefault(sha, base64.b64encode(blob).decode("ascii"))
         # allow_nan=False: the rows read back finite, and a file with NaN would not import.
         data = json.dumps(document, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
     else:

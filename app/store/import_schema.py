@@ -22,7 +22,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -49,7 +49,10 @@ from app.store.db import StoreError
 from app.store.rows import EARLIEST_TIME, LATEST_TIME, MAX_COUNT, MAX_INTEGER, check_box
 
 #: The `format` marker of a JSON export, and the newest document version this code reads.
-FORMAT = "scout-desk-session"
+#: The marker is also a type for the schema (`Literal[...]` cannot take a name); mypy checks
+#: that `FORMAT` is exactly the value that type allows.
+FormatMarker = Literal["scout-desk-session"]
+FORMAT: Final[FormatMarker] = "scout-desk-session"
 VERSION = 2  # 2: messages carry "boxes" (version 1 files import with none)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -70,6 +73,7 @@ class _Literal(float):
     """A non-finite number, shown as the file wrote it."""
 
     __slots__ = ("text",)
+    text: str
 
     def __new__(cls, text: str) -> _Literal:
         number = super().__new__(cls, text)
@@ -233,7 +237,7 @@ class SessionRecord(_Record):
 class ExportDocument(_Record):
     """A whole JSON export, `VERSION` or older."""
 
-    format: Literal[FORMAT]
+    format: FormatMarker
     version: Annotated[int, Field(ge=1, le=VERSION)]
     app_version: Text | None = None
     exported_at: Time | None = None
@@ -267,7 +271,7 @@ class _Header(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    format: Literal[FORMAT]
+    format: FormatMarker
     version: Annotated[int, Field(ge=1)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent
@@ -23,6 +24,9 @@ from app.ui.chunk_progress import ChunkProgress
 from app.ui.context_meter import ContextMeterBar
 from app.ui.document_options import PasswordPrompt, ask_pdf_password
 from app.ui.ingest_pool import IngestPool
+
+if TYPE_CHECKING:
+    from app.core.ingest.common import BlobFolder
 
 _MIN_LINES = 2
 _MAX_LINES = 10
@@ -306,10 +310,10 @@ class Composer(QWidget):
         The user sees (and can remove) exactly the frames that will be sent, and their times.
         """
 
-        def work(blobs: object) -> list[Attachment]:
+        def work(blobs: BlobFolder) -> list[Attachment]:
             from app.core.video.attachments import clip_frames
 
-            return clip_frames(video, blobs.path, blobs)  # type: ignore[attr-defined]
+            return clip_frames(video, blobs.path, blobs)
 
         self._frame_jobs[self._ingest.submit_call(video.name, work)] = video
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtWidgets import QDialog, QDockWidget
@@ -33,6 +34,9 @@ from app.ui.document_report import DocumentReport
 from app.ui.image_viewer import ImageViewer, ViewerImage
 from app.ui.ingest_pool import IngestPool
 from app.ui.source_view import SourceView
+
+if TYPE_CHECKING:  # ingest is imported where it runs, on the pool threads
+    from app.core.ingest.common import BlobSink
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +257,7 @@ class DocumentsController(QObject):
         trimmed = trim_document(document, kept)
         detail = trimmed_detail(original, trimmed)
 
-        def store(blobs: object) -> list[Attachment]:
+        def store(blobs: BlobSink) -> list[Attachment]:
             from app.core.ingest.common import document_attachment
 
             made = document_attachment(
@@ -261,7 +265,7 @@ class DocumentsController(QObject):
                 detail,
                 original.mime,
                 original.source_path,
-                blobs,  # type: ignore[arg-type]
+                blobs,
             )
             return [made]
 
@@ -280,14 +284,14 @@ class DocumentsController(QObject):
             return
         blob_path = self._store.blobs.path
 
-        def render(blobs: object) -> list[Attachment]:
+        def render(blobs: BlobSink) -> list[Attachment]:
             from app.core.ingest import render_pdf_pages
 
             document = load_document(attachment, blob_path)
             if document is None or not document.original_sha256:
                 return []
             return render_pdf_pages(
-                blob_path(document.original_sha256), pages, blobs,  # type: ignore[arg-type]
+                blob_path(document.original_sha256), pages, blobs,
                 name=document.name, source_path=attachment.source_path,
             )  # fmt: skip
 
@@ -299,7 +303,7 @@ class DocumentsController(QObject):
         self._submit(attachment.name, render, done)
 
     def _submit(
-        self, name: str, work: Callable[[object], list[Attachment]], done: AttachmentsDone
+        self, name: str, work: Callable[[BlobSink], list[Attachment]], done: AttachmentsDone
     ) -> None:
         self._jobs[self._ingest.submit_call(name, work)] = done
 
@@ -339,11 +343,11 @@ class DocumentsController(QObject):
         if source.pdf_path is not None and source.page is not None:
             pdf_path, page = source.pdf_path, source.page
 
-            def render(blobs: object) -> list[Attachment]:
+            def render(blobs: BlobSink) -> list[Attachment]:
                 from app.core.ingest import render_pdf_pages
 
                 return render_pdf_pages(
-                    pdf_path, [page], blobs, name=source.pdf_name,  # type: ignore[arg-type]
+                    pdf_path, [page], blobs, name=source.pdf_name,
                     source_path=source.source_path,
                 )  # fmt: skip
 

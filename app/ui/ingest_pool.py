@@ -7,11 +7,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
+
+if TYPE_CHECKING:  # ingest itself is imported on the pool threads (see `_ingest`)
+    from app.core.ingest.common import BlobFolder
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +49,16 @@ class IngestPool(QObject):
     """Queue files (or a pasted image) for ingest; each job answers once with `ingest_finished`.
 
     Args:
-        blobs: where ingest stores content (`app.store.blobs.BlobStore` or any `BlobSink`).
+        blobs: where ingest stores content (`app.store.blobs.BlobStore` or any `BlobFolder`).
         max_threads: pool size; reading is I/O and decoding bound, two or three is plenty.
     """
 
     #: (job_id, list[Attachment]) — what the path turned into (error attachments included).
     ingest_finished = Signal(int, object)
 
-    def __init__(self, blobs: object, max_threads: int = 3, parent: QObject | None = None) -> None:
+    def __init__(
+        self, blobs: BlobFolder, max_threads: int = 3, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self._blobs = blobs
         self._pool = QThreadPool(self)
@@ -75,7 +81,7 @@ class IngestPool(QObject):
         blobs = self._blobs
         return self._submit(path.name or str(path), lambda: _ingest(path, blobs, password))
 
-    def submit_call(self, name: str, work: Callable[[object], list[Attachment]]) -> int:
+    def submit_call(self, name: str, work: Callable[[BlobFolder], list[Attachment]]) -> int:
         """Run other attachment work on the pool (render PDF pages, store a trimmed document).
 
         Args:
@@ -123,15 +129,15 @@ class IngestPool(QObject):
         self.ingest_finished.emit(job_id, attachments)
 
 
-def _ingest(path: Path, blobs: object, password: str | None = None) -> list[Attachment]:
+def _ingest(path: Path, blobs: BlobFolder, password: str | None = None) -> list[Attachment]:
     # Imported here, on the pool thread: ingest pulls in Pillow and friends, which start-up
     # does not need.
     from app.core.ingest import ingest_path
 
-    return list(ingest_path(path, blobs, password=password))  # type: ignore[arg-type]
+    return list(ingest_path(path, blobs, password=password))
 
 
-def _ingest_image(image: QImage, name: str, blobs: object) -> list[Attachment]:
+def _ingest_image(image: QImage, name: str, blobs: BlobFolder) -> list[Attachment]:
     with tempfile.TemporaryDirectory(prefix="scout-desk-paste-") as folder:
         target = Path(folder) / name
         if image.isNull() or not image.save(str(target), "PNG"):

@@ -20,6 +20,13 @@ class BlobSink(Protocol):
         """Store a copy of the file at `path` durably and return its SHA-256 hex digest."""
 
 
+class BlobFolder(BlobSink, Protocol):
+    """A sink whose blobs are files that can be read back (what video frame sampling needs)."""
+
+    def path(self, sha: str) -> Path:
+        """Return where the blob named `sha` lives (it may not exist)."""
+
+
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic"}
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 _TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".log", ".py", ".rst"}

@@ -144,8 +144,8 @@ def ingest_docx(
         return _failed(name, source_path, sentence)
     count = declared_entry_count(handle, file_size)
     if count is not None and count > limits.max_entries:
-        problem = f"it holds {count:,} files (a Word document has a few dozen)"
-        return _failed(name, source_path, f"{quoted(name)} was not opened: {problem}.")
+        too_many = f"it holds {count:,} files (a Word document has a few dozen)"
+        return _failed(name, source_path, f"{quoted(name)} was not opened: {too_many}.")
     handle.seek(0)
     try:
         with zipfile.ZipFile(handle) as archive:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # `-I` leaves this folder off sys.path; appended, so it can shadow nothing installed.
 sys.path.append(str(Path(__file__).resolve().parent))
-import sandbox_child  # the shared child side, standard library only
+if TYPE_CHECKING:  # the same file, under the package name the type checker knows
+    from app.core.ingest import sandbox_child
+else:
+    import sandbox_child  # the shared child side, standard library only
 
 # PDFium's load errors (FPDF_GetLastError) as the parent understands them.
 _LOAD_ERRORS = {2: "file", 3: "format", 4: "password", 5: "security"}

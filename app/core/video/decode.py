@@ -13,10 +13,15 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import scenes  # the sibling module, put on sys.path by video_worker.py
+
+if TYPE_CHECKING:  # the same file, under the package name the type checker knows
+    from app.core.video import scenes
+else:
+    import scenes  # the sibling module, put on sys.path by video_worker.py
 
 #: A target closer than this after the current position is reached by decoding forward: a seek
 #: restarts at the previous keyframe, which costs more than a few frames of decoding.

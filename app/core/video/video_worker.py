@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # FFmpeg may only read local files: a crafted file must not make it open a network address.
 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "protocol_whitelist;file,pipe"
@@ -20,7 +20,10 @@ _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # `decode` and `scenes`
 # The shared child side; appended, so it can shadow nothing installed.
 sys.path.append(str(_HERE.parent / "ingest"))
-import sandbox_child  # noqa: E402  (standard library only)
+if TYPE_CHECKING:  # the same file, under the package name the type checker knows
+    from app.core.ingest import sandbox_child
+else:
+    import sandbox_child  # standard library only
 
 
 def main() -> int:
@@ -30,7 +33,10 @@ def main() -> int:
 
 def _handle(request: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     # Imported here, after `serve` has limited this process, so FFmpeg loads under the limits.
-    import decode
+    if TYPE_CHECKING:
+        from app.core.video import decode
+    else:
+        import decode
 
     action = _ACTIONS[request["action"]]
     try:
@@ -100,7 +106,10 @@ def _do_sample(decode: Any, request: dict[str, Any], out_dir: Path) -> dict[str,
 
 
 def _do_scenes(decode: Any, request: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    import scenes
+    if TYPE_CHECKING:
+        from app.core.video import scenes
+    else:
+        import scenes
 
     writer = _FrameWriter(decode, request, out_dir)
     detector = scenes.SceneDetector(float(request["threshold"]), float(request["min_gap_s"]))
