@@ -42,7 +42,7 @@ def test_test_installs_once_then_only_after_pyproject_changes(project):
     lines = first.stdout.splitlines()
     assert PIP_INSTALL in lines[0]
     assert [line.split()[0] for line in lines[2:]] == [
-        ".venv/bin/ruff", ".venv/bin/lint-imports", "QT_QPA_PLATFORM=offscreen",
+        ".venv/bin/ruff", ".venv/bin/lint-imports", ".venv/bin/mypy", "QT_QPA_PLATFORM=offscreen",
     ]  # fmt: skip
     assert lines[-1].rstrip().endswith("-m pytest")
 
