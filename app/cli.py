@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_gui(args: argparse.Namespace) -> int:
-    from app.ui.application import run_gui  # PySide6 only; torch stays unloaded
+    from app.ui.shell.application import run_gui  # PySide6 only; torch stays unloaded
 
     missing = [f for f in args.files if not f.exists()]
     if missing:

@@ -44,8 +44,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.messages import Message, Role, StopReason
 from app.core.render import render_markdown
-from app.ui.chat_view import ChatView
-from app.ui.markdown_view import TextDisplay, render_tasks
+from app.ui.transcript.view import ChatView
+from app.ui.widgets.markdown_view import TextDisplay, render_tasks
 from tests.helpers.markdown_samples import table_answer
 
 

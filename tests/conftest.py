@@ -46,6 +46,6 @@ def _no_leaked_threads():
 def _no_running_worker_threads():
     """Fail a test that leaves an inference worker QThread running (Python cannot see QThreads)."""
     yield
-    worker = sys.modules.get("app.ui.worker")
+    worker = sys.modules.get("app.ui.tasks.inference_worker")
     if worker is not None:
         assert worker.running_worker_threads() == 0, "test left an inference worker thread running"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ from app.commands.common import (
     rescue_answer,
 )
 from app.commands.terminal import json_text, printable
-from app.core.compose import build_turns
+from app.conversation.pipeline import AnswerWriter, Conversation, request_for, stream_answer
 from app.core.documents import (
     Document,
     DocumentSource,
@@ -28,7 +28,6 @@ from app.core.documents import (
     format_section,
     load_document,
 )
-from app.core.grounding import image_sizes, parse_boxes_with_notes, question_images
 from app.core.ingest import ingest_path
 from app.core.messages import (
     Attachment,
@@ -44,10 +43,8 @@ from app.inference.engine import (
     Cancelled,
     CancelToken,
     EngineError,
-    GenerationRequest,
-    GenerationResult,
 )
-from app.store.db import StoreError, StoreLockedError
+from app.store.db import StoreError
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
 
@@ -55,8 +52,6 @@ if TYPE_CHECKING:  # imported by `_answer` only, when a question is really asked
     from app.inference.local_engine import LocalLlama4Engine
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
-#: Seconds between checkpoints of the streaming answer, as in the window.
-CHECKPOINT_EVERY_S = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,19 +128,16 @@ def _answer(
 ) -> int:
     from app.inference.local_engine import LocalLlama4Engine
 
-    session = store.create_session()
-    question = store.add_user_message(session.id, args.question, attachments)
-    turns, statuses = build_turns(store.messages(session.id), store.blobs.path)
-    attachments = [
-        replace(a, status=statuses.get(a.sha256 or "", a.status)) for a in question.attachments
-    ]
-    store.update_attachments(question.id, attachments)
-    answer = store.begin_assistant_message(session.id)
+    conversation = Conversation(store)
+    question = conversation.save_question(None, args.question, attachments)
+    opened = conversation.open_answer(question.session_id)
+    assert opened is not None  # the chat ends with the question just saved
+    attachments = list(opened.history[-1].attachments)  # with used/skipped marked
+    writer = opened.writer
 
     cancel = interrupt.cancel
-    text_parts: list[str] = []
     interrupt.set_rescue(
-        rescue_answer(store, answer.id, lambda: "".join(text_parts), keep=not args.no_save)
+        rescue_answer(store, writer.message.id, lambda: writer.text, keep=not args.no_save)
     )
     engine = LocalLlama4Engine(
         model_dir, quantization=args.quantization or settings.quantization, moe=args.moe
@@ -154,90 +146,67 @@ def _answer(
         load_start = time.perf_counter()
         engine.load(progress_printer(quiet=args.json), cancel)
         load_s = time.perf_counter() - load_start
-        request = GenerationRequest(
-            turns=turns,
-            max_new_tokens=args.max_new_tokens or settings.max_new_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-        )
-        result = _stream(engine.generate(request, cancel), text_parts, store, answer.id, args)
+        request = request_for(opened.turns, settings, args.max_new_tokens)
+        result = stream_answer(
+            engine, request, writer, cancel,
+            on_chunk=None if args.json else _print_chunk, on_deferred=_say_deferred(),
+        )  # fmt: skip
         rows = _attachment_rows(attachments, engine, store, model_dir)
     except Cancelled:  # Ctrl+C while the model was loading: the question stays, unanswered
-        store.finish_message(answer.id, "", StopReason.CANCELLED)
+        writer.finish(StopReason.CANCELLED)
         return EXIT_INTERRUPTED
     except EngineError as error:
-        store.finish_message(answer.id, "".join(text_parts), StopReason.ERROR, error=error.message)
+        writer.finish(StopReason.ERROR, error=error.message)
         return fail(error.message, error.exit_code)
     except StoreError as error:
-        return _saving_failed(store, answer.id, "".join(text_parts), error, args)
+        return _saving_failed(writer, error, args)
     finally:
         engine.unload()
     timings = replace(result.timings, load_s=load_s)
-    text = "".join(text_parts)
-    boxes, notes = _boxes_for(text, attachments)
+    final, notes = writer.finish(result.stop_reason, timings)
     for note in notes:
         fail(note, EXIT_OK)  # a remark on a dropped box, not a failure
-    store.finish_message(answer.id, text, result.stop_reason, timings, boxes=boxes)
     interrupt.set_rescue(None)  # saved for good: nothing left for a late Ctrl+C to rescue
     if args.json:
-        session_id = None if args.no_save else session.id
-        report = _contract_json(text, rows, timings, result.stop_reason, session_id, boxes)
+        session_id = None if args.no_save else question.session_id
+        report = _contract_json(final.text, rows, timings, result.stop_reason, session_id,
+                                list(final.boxes))  # fmt: skip
         print(json_text(report, indent=None))
     else:
         print(flush=True)
     return EXIT_INTERRUPTED if interrupt.interrupted else EXIT_OK
 
 
-def _stream(
-    stream: Generator[str, None, GenerationResult],
-    text_parts: list[str],
-    store: SessionStore,
-    message_id: str,
-    args: argparse.Namespace,
-) -> GenerationResult:
-    """Print chunks as they come (unless --json) and checkpoint the answer about once a second.
-
-    The stream is always closed on the way out, which stops and joins the engine's generation
-    thread: a `StoreError` (disk full) must not leave it running when the process exits.
-    A checkpoint that finds the database locked by another program is not an error: the text
-    is kept and the next checkpoint saves it.
-    """
-    last_checkpoint = time.monotonic()
-    told_locked = False
-    try:
-        while True:
-            try:
-                chunk = next(stream)
-            except StopIteration as stop:
-                return stop.value
-            text_parts.append(chunk)
-            if not args.json:  # model text: it may hold escapes a hostile document planted
-                sys.stdout.write(printable(chunk, keep_lines=True))
-                sys.stdout.flush()
-            if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
-                last_checkpoint = time.monotonic()
-                try:
-                    store.checkpoint_message(message_id, "".join(text_parts))
-                except StoreLockedError:
-                    if not told_locked:
-                        told_locked = True
-                        print(
-                            "\nscout-desk: the database is busy (another program is writing to "
-                            "it); the answer goes on and is saved once it is free.",
-                            file=sys.stderr,
-                        )
-    finally:
-        stream.close()
+def _print_chunk(chunk: str) -> None:
+    """Print a streamed chunk; model text may hold escapes a hostile document planted."""
+    sys.stdout.write(printable(chunk, keep_lines=True))
+    sys.stdout.flush()
 
 
-def _saving_failed(
-    store: SessionStore, answer_id: str, text: str, error: StoreError, args: argparse.Namespace
-) -> int:
+def _say_deferred() -> Callable[[], None]:
+    """Says once per answer that a checkpoint waits for another program's write."""
+    told = False
+
+    def say() -> None:
+        nonlocal told
+        if not told:
+            told = True
+            print(
+                "\nscout-desk: the database is busy (another program is writing to it); the "
+                "answer goes on and is saved once it is free.",
+                file=sys.stderr,
+            )
+
+    return say
+
+
+def _saving_failed(writer: AnswerWriter, error: StoreError, args: argparse.Namespace) -> int:
     """End an answer the store could not take (disk full, locked too long), keeping what it can."""
     if not args.json:
         print(flush=True)
+    text = writer.text
     try:
-        store.finish_message(answer_id, text, StopReason.ERROR, error=error.message)
+        writer.finish(StopReason.ERROR, error=error.message)
         kept = "the text so far is saved"
     except StoreError:
         kept = "the last checkpoint is kept"
@@ -304,25 +273,6 @@ def _folder_rows(
 
 def _row(path: str, kind: str, status: str, detail: str, tokens: int) -> dict:
     return {"path": path, "kind": kind, "status": status, "detail": detail, "tokens": tokens}
-
-
-def _boxes_for(answer_text: str, attachments: list[Attachment]) -> tuple[list[Box], list[str]]:
-    """The boxes of an answer in pixels of the question's upright images, and notes on drops.
-
-    `Box.image` indexes the images the model saw, in the order they were attached; their
-    sizes are the upright (EXIF-applied) sizes ingest recorded.
-
-    Args:
-        answer_text: the whole answer.
-        attachments: the question's attachments, with their final statuses.
-
-    Returns:
-        (boxes, notes): the boxes, and one sentence per box left out.
-    """
-    sizes = image_sizes(question_images(attachments))
-    if not sizes:
-        return [], []
-    return parse_boxes_with_notes(answer_text, sizes)
 
 
 def _contract_json(

@@ -19,6 +19,7 @@ from app.commands.common import (
     rescue_answer,
 )
 from app.commands.terminal import json_text, printable
+from app.conversation.pipeline import Conversation
 from app.core.ingest import ingest_path
 from app.core.ingest.common import quoted
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, StopReason
@@ -122,11 +123,11 @@ def run(args: argparse.Namespace) -> int:
         if not frames:
             return fail(f"no frame of {quoted(video.name)} could be decoded", EXIT_BAD_INPUT)
         images = frames_to_attachments(frames, video.name, video.source_path, store.blobs)
-        used = [replace(a, status=AttachmentStatus.USED) for a in (video, *images)]
-        session = store.create_session()
-        question = store.add_user_message(session.id, args.question, used)
-        code = _answer(args, settings, model_dir, store, session.id, question.attachments,
-                       info, cancel)  # fmt: skip
+        question = Conversation(store).save_question(
+            None, args.question, [video, *images], used=True
+        )
+        code = _answer(args, settings, model_dir, store, question.session_id,
+                       question.message.attachments, info, cancel)  # fmt: skip
         return EXIT_INTERRUPTED if interrupt.interrupted and code == EXIT_OK else code
 
 

@@ -137,3 +137,10 @@ def run_to_end(
             on_chunk(next(stream))
         except StopIteration as stop:
             return stop.value
+
+
+#: Reports a job's progress or partial results as plain data (a chunk, a `FrameResult`, ...).
+JobEmit = Callable[[object], None]
+#: A job: runs on the worker thread with the loaded engine, the request's cancel token and an
+#: `emit` for progress; what it returns is the job's result (plain data, never Qt objects).
+JobFunction = Callable[[Engine, CancelToken, JobEmit], object]

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from app.commands.ask import _boxes_for
+from app.conversation.grounding import detect_boxes
 from app.core.ingest import ingest_path
-from app.core.messages import AttachmentStatus, Box, Role, StopReason
+from app.core.messages import Attachment, AttachmentStatus, Box, Message, Role, StopReason
 from app.store.blobs import BlobStore
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
@@ -162,6 +162,15 @@ def test_a_model_folder_with_a_missing_shard_exits_4_without_a_traceback(tmp_pat
     assert result.returncode == 4
     assert shards[0].name in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def _boxes_for(answer: str, attachments: list[Attachment]) -> tuple[list[Box], list[str]]:
+    """The boxes the pipeline finds in `answer` to a question sent with `attachments`."""
+    history = [
+        Message("q", "s", Role.USER, "Where?", 0.0, attachments=tuple(attachments)),
+        Message("a", "s", Role.ASSISTANT, answer, 0.0),
+    ]
+    return detect_boxes(history, "a", answer)
 
 
 def test_boxes_are_in_pixels_of_the_upright_images_among_those_used(tmp_path):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
-from app.commands.ask import _stream
+from app.commands.ask import _print_chunk
 from app.commands.common import fail
 from app.commands.terminal import printable
+from app.conversation.pipeline import Conversation, request_for, stream_answer
 from app.core.messages import StopReason
-from app.inference.engine import GenerationResult
+from app.core.settings import Settings
+from app.inference.engine import CancelToken
+from app.inference.scripted import ScriptedEngine
+from app.store.sessions import SessionStore
 
 
 def test_a_streamed_answer_keeps_its_lines_but_not_its_escapes() -> None:
@@ -20,21 +22,24 @@ def test_a_streamed_answer_keeps_its_lines_but_not_its_escapes() -> None:
     )
 
 
-def test_ask_streams_model_text_through_the_escaper(capsys: pytest.CaptureFixture[str]) -> None:
-    class _Store:
-        def checkpoint_message(self, message_id: str, text: str) -> None:
-            raise AssertionError("no checkpoint within a second")
-
-    def answer():
-        yield "Title: \x1b]0;owned\x07"
-        yield "\nnext line"
-        return GenerationResult(StopReason.EOS)
-
-    parts: list[str] = []
-    args = argparse.Namespace(json=False)
-    result = _stream(answer(), parts, _Store(), "m1", args)  # type: ignore[arg-type]
+def test_ask_streams_model_text_through_the_escaper(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SessionStore.open(tmp_path / "data")
+    try:
+        conversation = Conversation(store)
+        question = conversation.save_question(None, "Title?")
+        opened = conversation.open_answer(question.session_id)
+        assert opened is not None
+        engine = ScriptedEngine(["Title: \x1b]0;owned\x07\nnext line"])
+        request = request_for(opened.turns, Settings())
+        result = stream_answer(engine, request, opened.writer, CancelToken(), on_chunk=_print_chunk)
+        opened.writer.finish(result.stop_reason, result.timings)
+        (_, answer) = store.messages(question.session_id)
+    finally:
+        store.close()
     assert result.stop_reason is StopReason.EOS
-    assert "".join(parts) == "Title: \x1b]0;owned\x07\nnext line"  # saved as the model wrote it
+    assert answer.text == "Title: \x1b]0;owned\x07\nnext line"  # saved as the model wrote it
     assert capsys.readouterr().out == "Title: \\x1b]0;owned\\x07\nnext line"
 
 

@@ -353,7 +353,7 @@ def test_ask_turns_what_only_loading_finds_into_one_sentence(
 
 def test_the_context_meter_estimates_for_a_hostile_config(tmp_path: Path) -> None:
     from app.inference.budget import ImageTiling
-    from app.ui.context_count import read_model_facts
+    from app.inference.context_count import read_model_facts
 
     (tmp_path / "config.json").write_text("[" * 100_000)
     facts = read_model_facts(str(tmp_path), load_tokenizer=False)

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication, QWidget
 from app.core.settings import Settings
 from app.inference.scripted import Reply, ScriptedEngine
 from app.store.sessions import SessionStore
-from app.ui.main_window import MainWindow
-from app.ui.worker import running_worker_threads
+from app.ui.shell.main_window import MainWindow
+from app.ui.tasks.inference_worker import running_worker_threads
 
 # The offscreen platform cannot resize windows to their size hints and says so for every layout
 # change of a top-level window; that is a limit of the test platform, not a bug of ours.

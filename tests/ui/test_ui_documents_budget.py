@@ -13,9 +13,9 @@ from app.core.compose import format_text_attachment
 from app.core.documents import load_document
 from app.core.messages import Role, StopReason
 from app.core.settings import Settings
+from app.inference.context_count import PROMPT_OVERHEAD, TURN_OVERHEAD
 from app.inference.engine import GenerationRequest
 from app.inference.token_counter import TokenCounter
-from app.ui.context_count import PROMPT_OVERHEAD, TURN_OVERHEAD
 from tests.ui.conftest import drop_files
 
 OVERHEAD = TURN_OVERHEAD + PROMPT_OVERHEAD
@@ -61,7 +61,7 @@ def test_the_meter_counts_typing_and_attachments_with_the_models_tokenizer(
     qtbot, open_window, tiny_model, counter, tmp_path
 ):
     window = open_window(settings=Settings(model_dir=str(tiny_model), max_new_tokens=256))
-    meter, bar = window.documents.meter, window.composer.meter
+    meter, bar = window.documents.meter, window.documents.meter_bar
     assert not bar.isVisible()  # nothing to count yet
 
     text = "How many foxes jump over the dog?"
@@ -90,7 +90,7 @@ def test_without_a_model_folder_the_meter_shows_an_estimate(qtbot, open_window):
     window.composer.set_text("x" * 400)
     _settle(qtbot, window, exact=False)
     assert window.documents.meter.estimate.text_tokens == 100 + OVERHEAD
-    label = window.composer.meter.label.text()
+    label = window.documents.meter_bar.label.text()
     assert label.startswith("~") and "context unknown" in label
 
 
@@ -103,7 +103,7 @@ def test_over_budget_the_meter_says_by_how_much_and_send_waits(
     window.composer.set_text("What does each part say?")
     _settle(qtbot, window)
     estimate = window.documents.meter.estimate
-    bar = window.composer.meter
+    bar = window.documents.meter_bar
     assert estimate.over == estimate.need - 4096 > 0
     assert bar.label.text() == (
         f"{estimate.over:,} tokens over: drop files or pages, or answer chunk by chunk"
@@ -155,11 +155,11 @@ def test_answering_chunk_by_chunk_sends_each_chunk_then_combines(
     assert expected >= 3
 
     progress: list[str] = []
-    window.composer.meter.chunked_button.click()
-    run = window.controller.chunked_run
-    label = window.composer.chunk_progress.label
+    window.documents.meter_bar.chunked_button.click()
+    run = window.documents.chunked.run
+    label = window.documents.chunk_progress.label
     run.progressed.connect(lambda *_args: progress.append(label.text()))
-    assert window.composer.chunk_progress.isVisibleTo(window)
+    assert window.documents.chunk_progress.isVisibleTo(window)
     qtbot.waitUntil(lambda: not window.controller.generating, timeout=30_000)
 
     prompts = [r.turns[-1].text for r in window.engine.requests]
@@ -167,7 +167,7 @@ def test_answering_chunk_by_chunk_sends_each_chunk_then_combines(
     assert all(p.startswith("You are reading part") for p in prompts[:-1])
     assert prompts[-1].startswith("The documents were too long")
     assert f"chunk 2 of {expected}" in " ".join(progress)
-    assert not window.composer.chunk_progress.isVisibleTo(window)
+    assert not window.documents.chunk_progress.isVisibleTo(window)
 
     user, answer = window._store.messages(window.controller.session_id)
     assert user.role is Role.USER and user.text == question
@@ -191,8 +191,8 @@ def _start_chunked(qtbot, window, tmp_path):
     _wait_read(qtbot, window)
     window.composer.set_text("What does each part say?")
     _settle(qtbot, window)
-    window.composer.meter.chunked_button.click()
-    return window.controller.chunked_run
+    window.documents.meter_bar.chunked_button.click()
+    return window.documents.chunked.run
 
 
 def test_cancel_between_chunks_stops_there_and_keeps_the_notes_so_far(
@@ -201,7 +201,7 @@ def test_cancel_between_chunks_stops_there_and_keeps_the_notes_so_far(
     settings = Settings(model_dir=str(tiny_model), max_new_tokens=256)
     window = open_window([_chunk_replies], settings=settings)
     run = _start_chunked(qtbot, window, tmp_path)
-    cancel = window.composer.chunk_progress.cancel_button
+    cancel = window.documents.chunk_progress.cancel_button
     run.progressed.connect(lambda done, _total, _label: done == 1 and cancel.click())
     qtbot.waitUntil(lambda: not window.controller.generating, timeout=30_000)
 
@@ -210,14 +210,14 @@ def test_cancel_between_chunks_stops_there_and_keeps_the_notes_so_far(
     assert answer.stop_reason is StopReason.CANCELLED
     assert "Stopped after 1 of 4 chunks" in answer.text
     assert "Part 1 counts foxes" in answer.text
-    assert not window.composer.chunk_progress.isVisibleTo(window)
+    assert not window.documents.chunk_progress.isVisibleTo(window)
 
 
 def test_cancel_during_a_chunk_keeps_what_it_had_answered(qtbot, open_window, tiny_model, tmp_path):
     settings = Settings(model_dir=str(tiny_model), max_new_tokens=256)
     window = open_window([_chunk_replies], settings=settings, chunk_delay_s=0.05)
     run = _start_chunked(qtbot, window, tmp_path)
-    cancel = window.composer.chunk_progress.cancel_button
+    cancel = window.documents.chunk_progress.cancel_button
     run.text_streamed.connect(lambda text: text.startswith("▸ Chunk 2") and cancel.click())
     qtbot.waitUntil(lambda: not window.controller.generating, timeout=30_000)
 

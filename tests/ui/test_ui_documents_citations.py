@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QTextCursor
 
-from app.ui.citation_links import CITE_SCHEME, parse_cite_url
+from app.ui.transcript.citation_links import CITE_SCHEME, parse_cite_url
 from tests.core.pdf_samples import text_pdf
 from tests.ui.conftest import drop_files
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QUrl
 
+from app.core.chunk_notes import NOTES_HEADING, chunked_answer_text, split_chunk_notes
 from app.core.chunking import PartialAnswer
 from app.core.citations import Citation
+from app.core.document_selection import default_page_images, trim_document, trimmed_detail
 from app.core.documents import Document, DocumentSource, EntryStatus, ManifestEntry, Section
 from app.core.messages import (
     Attachment,
@@ -27,17 +29,15 @@ from app.inference.budget import (
     kv_cache_bytes,
     prefill_bytes,
 )
+from app.inference.context_count import ContextCounter, ContextEstimate, ContextInputs, ModelFacts
 from app.inference.engine import GenerationRequest, GenerationResult
 from app.inference.token_counter import EstimateCounter
 from app.store.blobs import BlobStore
-from app.ui.background import BackgroundTasks
-from app.ui.chunk_notes import NOTES_HEADING, chunked_answer_text, split_chunk_notes
-from app.ui.chunk_progress import progress_text
-from app.ui.citation_links import cite_url, parse_cite_url
-from app.ui.context_count import ContextCounter, ContextEstimate, ContextInputs, ModelFacts
-from app.ui.context_meter import meter_text
-from app.ui.document_options import default_page_images, trim_document, trimmed_detail
-from app.ui.map_reduce import MapReduceRun
+from app.ui.documents.chunk_progress import progress_text
+from app.ui.documents.context_meter import meter_text
+from app.ui.documents.map_reduce import MapReduceRun
+from app.ui.tasks.pool import BackgroundTasks
+from app.ui.transcript.citation_links import cite_url, parse_cite_url
 
 
 def _estimate(**changes) -> ContextEstimate:

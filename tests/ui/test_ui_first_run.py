@@ -12,10 +12,10 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from app.core.settings import Settings, load_settings
 from app.inference.engine import ModelError
 from app.inference.scripted import ScriptedEngine
-from app.ui.application import default_engine_factory
-from app.ui.main_window import NO_MODEL_NOTICE
-from app.ui.settings_dialog import SettingsDialog
-from app.ui.theme import apply_theme
+from app.ui.shell.application import default_engine_factory
+from app.ui.shell.main_window import NO_MODEL_NOTICE
+from app.ui.shell.settings_dialog import SettingsDialog
+from app.ui.widgets.theme import apply_theme
 
 
 def test_without_a_model_the_welcome_shows_and_send_keeps_the_text(

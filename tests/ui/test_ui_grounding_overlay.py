@@ -13,8 +13,8 @@ from PySide6.QtGui import QColor, QGuiApplication, QImage
 from app.core.ingest import ingest_path
 from app.core.messages import AttachmentStatus, Box
 from app.store.blobs import BlobStore
-from app.ui.image_viewer import ImageViewer, ViewerImage
-from app.ui.overlay_render import (
+from app.ui.viewer.image_viewer import ImageViewer, ViewerImage
+from app.ui.viewer.overlay_render import (
     OUTLINE_PX,
     colour_of,
     compute_transform,
@@ -301,7 +301,7 @@ def test_box_list_copies_label_and_coordinates_and_links_to_the_canvas(qtbot, tm
 
 
 def test_label_text_is_plain_and_readable_on_every_palette_colour():
-    from app.ui.overlay_render import PALETTE, display_label
+    from app.ui.viewer.overlay_render import PALETTE, display_label
 
     for value in PALETTE:
         background = QColor(value)

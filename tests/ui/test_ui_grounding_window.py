@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QPushButton
 
 from app.core.grounding import locate_prompt
 from app.core.messages import Box, Role
-from app.ui.main_window import MainWindow
-from app.ui.overlay_render import OUTLINE_PX, colour_of, label_colours
+from app.ui.shell.main_window import MainWindow
+from app.ui.viewer.overlay_render import OUTLINE_PX, colour_of, label_colours
 
 SHOTS = Path("/tmp/ui-shots")
 LOCATE_ANSWER = (

@@ -12,10 +12,10 @@ from PySide6.QtGui import QColor, QImage
 from app.core.grounding import colours as core_colours
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, Box, Message, Role
 from app.store.export_boxes import boxes_html
-from app.ui import overlay_render
-from app.ui.box_list_model import BOX_INDEX_ROLE
-from app.ui.image_viewer import ImageViewer, ViewerImage
-from app.ui.overlay_render import render_annotated
+from app.ui.viewer import overlay_render
+from app.ui.viewer.box_list_model import BOX_INDEX_ROLE
+from app.ui.viewer.image_viewer import ImageViewer, ViewerImage
+from app.ui.viewer.overlay_render import render_annotated
 
 # Pairs that are one label: case, spacing and Unicode case folding ("ß" folds to "ss").
 LABELS = ("Dog", "STRASSE", "cat", "dog", "straße", "  CAT ")

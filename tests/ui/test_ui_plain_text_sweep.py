@@ -39,13 +39,13 @@ from PySide6.QtWidgets import (
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
 from app.core.settings import Settings
 from app.inference.engine import EngineStatus, LoadProgress
-from app.ui.application import CrashDialog, _fatal
-from app.ui.attachment_chips import preview_attachment
-from app.ui.document_options import ask_pdf_password
-from app.ui.main_window import MainWindow
-from app.ui.plain_text import plain_html, plain_title
-from app.ui.settings_dialog import SettingsDialog
-from app.ui.video_timeline import TimelineFrame
+from app.ui.composer.chips import preview_attachment
+from app.ui.composer.pdf_password import ask_pdf_password
+from app.ui.shell.application import CrashDialog, _fatal
+from app.ui.shell.main_window import MainWindow
+from app.ui.shell.settings_dialog import SettingsDialog
+from app.ui.video.timeline import TimelineFrame
+from app.ui.widgets.plain_text import plain_html, plain_title
 from tests.ui.conftest import OFFSCREEN_NOISE
 
 #: The word every hostile string carries, in bold: where it shows, "<b>" must show with it.
@@ -192,7 +192,7 @@ def _populate(qtbot, window: MainWindow, tmp_path: Path, probe: Path) -> None:
     qtbot.waitUntil(lambda: len(window.composer.chips.ready_attachments()) == 2, timeout=20_000)
     window.composer.chips.document_chips()[0].activated.emit()  # opens its report
     qtbot.waitUntil(lambda: window.documents.report is not None, timeout=10_000)
-    window.composer.chunk_progress.set_progress(1, 3, f"{HOSTILE_NAME}.md")
+    window.documents.chunk_progress.set_progress(1, 3, f"{HOSTILE_NAME}.md")
     panel = window.video.panel
     panel.show_video(f"{HOSTILE_NAME}.mp4", "2.0 s")
     panel.set_frames([TimelineFrame(1.0, answer=hostile(probe))])

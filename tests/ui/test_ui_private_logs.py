@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.core import paths
-from app.ui.application import CrashReporter, setup_logging
+from app.ui.shell.application import CrashReporter, setup_logging
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 

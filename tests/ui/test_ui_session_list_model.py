@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.core.messages import SessionInfo
-from app.ui.session_list_model import SESSION_ID_ROLE, SESSION_ROLE, SessionListModel
+from app.ui.chat.session_list_model import SESSION_ID_ROLE, SESSION_ROLE, SessionListModel
 
 
 def _sessions(count: int) -> list[SessionInfo]:

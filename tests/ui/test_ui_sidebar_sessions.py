@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QMessageBox
 
 from app.core.messages import StopReason
-from app.ui.session_list_model import SESSION_ID_ROLE
+from app.ui.chat.session_list_model import SESSION_ID_ROLE
 
 
 def _chat(store, title: str, question: str, answer: str) -> str:

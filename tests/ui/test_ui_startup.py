@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QGuiApplication
 
-from app.ui.application import CrashReporter
+from app.ui.shell.application import CrashReporter
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = re.compile(r"^window-shown \d+\.\d+ torch_loaded=0 transformers_loaded=0$")

@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt
 
 from app.core.messages import Role, StopReason
 from app.core.settings import Settings
-from app.ui.application import default_engine_factory
-from app.ui.main_window import MainWindow
+from app.ui.shell.application import default_engine_factory
+from app.ui.shell.main_window import MainWindow
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from app.core.messages import AttachmentKind, AttachmentStatus, Role, StopReason
 from app.core.video.run import load_video_run
 from app.inference.engine import BadInputError
 from app.inference.frames import FAST_MAX_PATCHES
-from app.ui.video_asking import BUSY
-from app.ui.video_controller import VideoController
+from app.ui.video.asking import BUSY
+from app.ui.video.controller import VideoController
 from tests.core.test_core_video_clips import write_clip
 from tests.ui.test_ui_video_panel import (
     QUESTION,

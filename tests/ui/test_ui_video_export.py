@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QImage
 
-from app.ui.overlay_render import OUTLINE_PX, colour_of
+from app.ui.viewer.overlay_render import OUTLINE_PX, colour_of
 from tests.core.test_core_video_clips import write_clip
 from tests.ui.test_ui_video_panel import QUESTION, FakeAnswers, open_clip, sample, video_window
 

@@ -18,9 +18,9 @@ from PySide6.QtWidgets import QApplication
 from app.core.messages import AttachmentKind, Box, StopReason
 from app.core.video.data import FrameRef, FrameResult
 from app.inference.engine import CancelToken
-from app.ui.main_window import MainWindow
-from app.ui.theme import apply_theme
-from app.ui.video_controller import VideoController, install_video_support
+from app.ui.shell.main_window import MainWindow
+from app.ui.video.controller import VideoController
+from app.ui.widgets.theme import apply_theme
 from tests.core.test_core_video_clips import CUT_FRAME, FPS, SQUARE, STEP, write_clip
 from tests.ui.conftest import drop_files
 
@@ -32,7 +32,6 @@ def video_window(open_window, **options) -> tuple[MainWindow, VideoController]:
     """A window over the scripted engine, with its video panel."""
     window = open_window(**options)
     assert isinstance(window.video, VideoController)
-    assert install_video_support(window, window._store) is window.video  # installed once
     return window, window.video
 
 

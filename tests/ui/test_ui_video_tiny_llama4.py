@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from app.core.messages import AttachmentKind, Role, StopReason
 from app.core.settings import Settings
 from app.core.video.run import load_video_run
-from app.ui.application import default_engine_factory
+from app.ui.shell.application import default_engine_factory
 from tests.core.test_core_video_clips import write_clip
 from tests.ui.test_ui_video_panel import QUESTION, open_clip, sample, video_window
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app.inference.engine import Engine
-from app.ui.worker import InferenceWorker
+from app.ui.tasks.inference_worker import InferenceWorker
 
 
 @pytest.fixture

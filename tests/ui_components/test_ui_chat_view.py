@@ -14,7 +14,7 @@ from app.core.messages import (
     Role,
     StopReason,
 )
-from app.ui.chat_view import EMPTY_TEXT, ChatView
+from app.ui.transcript.view import EMPTY_TEXT, ChatView
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QWidget
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, Message, Role
-from app.ui.attachment_chip import AttachmentChip
-from app.ui.flow_layout import FlowLayout
-from app.ui.message_widget import MessageWidget
+from app.ui.transcript.attachment_badge import AttachmentChip
+from app.ui.transcript.message_widget import MessageWidget
+from app.ui.widgets.flow_layout import FlowLayout
 
 
 def test_flow_layout_wraps_at_the_width_and_keeps_order(qtbot):

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import QAbstractButton
 
 from app.core import render
 from app.core.messages import Box, Message, Role, StopReason
-from app.ui.chat_view import ChatView
-from app.ui.markdown_view import (
+from app.ui.transcript.message_widget import MessageWidget
+from app.ui.transcript.view import ChatView
+from app.ui.widgets.markdown_view import (
     FORMAT_BUTTON,
     MAX_FORMATTED_CELLS,
     MAX_FORMATTED_CHARS,
@@ -31,7 +32,6 @@ from app.ui.markdown_view import (
     render_tasks,
     too_large_to_format,
 )
-from app.ui.message_widget import MessageWidget
 from tests.helpers.markdown_samples import table_answer
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")

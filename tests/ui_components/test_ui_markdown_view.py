@@ -10,8 +10,8 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from app.ui import markdown_view
-from app.ui.markdown_view import SafeMarkdownView, link_text
+from app.ui.widgets import markdown_view
+from app.ui.widgets.markdown_view import SafeMarkdownView, link_text
 
 
 class FakeDesktop:

@@ -17,9 +17,9 @@ from app.core.messages import (
     StopReason,
     Timings,
 )
-from app.ui.attachment_chip import status_text
-from app.ui.markdown_view import TextDisplay
-from app.ui.message_widget import MessageWidget, footer_text
+from app.ui.transcript.attachment_badge import status_text
+from app.ui.transcript.message_widget import MessageWidget, footer_text
+from app.ui.widgets.markdown_view import TextDisplay
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.ui.stream_throttle import StreamThrottle
+from app.ui.widgets.stream_throttle import StreamThrottle
 
 
 def test_a_burst_of_a_thousand_chunks_becomes_a_handful_of_flushes(qtbot):

@@ -19,7 +19,7 @@ from app.inference.engine import (
     ProgressCallback,
 )
 from app.inference.scripted import ScriptedEngine
-from app.ui.worker import InferenceWorker, running_worker_threads
+from app.ui.tasks.inference_worker import InferenceWorker, running_worker_threads
 
 REQUEST = GenerationRequest(turns=(ChatTurn(Role.USER, "What is in the picture?"),))
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
@@ -170,7 +170,7 @@ def test_engine_error_fails_the_request_and_the_worker_serves_the_next(qtbot, st
 
 def test_unexpected_exception_becomes_internal_error_and_is_logged(qtbot, start_worker, caplog):
     worker = start_worker(RaisingEngine)
-    caplog.set_level(logging.ERROR, logger="app.ui.worker")
+    caplog.set_level(logging.ERROR, logger="app.ui.tasks.inference_worker")
 
     with qtbot.waitSignal(worker.generation_failed, timeout=5000) as blocker:
         worker.generate("r1", REQUEST)

@@ -11,12 +11,13 @@ from app.inference.engine import (
     CancelToken,
     Engine,
     GenerationRequest,
+    JobEmit,
     ModelError,
     ProgressCallback,
 )
 from app.inference.scripted import ScriptedEngine
-from app.ui.engine_runner import STOPPED_MESSAGE, JobEmit
-from app.ui.worker import InferenceWorker
+from app.ui.tasks.engine_runner import STOPPED_MESSAGE
+from app.ui.tasks.inference_worker import InferenceWorker
 
 REQUEST = GenerationRequest(turns=(ChatTurn(Role.USER, "Describe it."),))
 LONG_REPLY = " ".join(f"word{i}" for i in range(300))

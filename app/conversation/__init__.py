@@ -1,0 +1,1 @@
+"""The conversation pipeline (no Qt): save, build turns, generate, checkpoint, finish."""

@@ -1,0 +1,1 @@
+"""The documents feature: context meter, PDF options, reports, chunked answers, citations."""

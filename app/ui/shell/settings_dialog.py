@@ -1,0 +1,156 @@
+"""The settings dialog: model folder, quantization, sampling and theme, saved to settings.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.settings import MAX_NEW_TOKENS_LIMIT, Settings
+from app.ui.widgets.plain_text import plain_label
+
+QUANTIZATIONS = (
+    ("nf4", "4-bit NF4 (recommended)"),
+    ("int8", "8-bit"),
+    ("bf16", "bf16 (no quantization)"),
+)
+THEME_CHOICES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
+
+
+class SettingsDialog(QDialog):
+    """Edits a `Settings`; `settings()` returns the edited copy after `exec()` accepts.
+
+    Args:
+        settings: the values to start from.
+        data_dir: shown read-only (it is chosen with --data-dir or SCOUT_DESK_DATA_DIR).
+        model_override: a model folder given on the command line or in the environment, which
+            wins over the one chosen here for this run.
+    """
+
+    #: str: the theme picked in the combo box, to preview it live (reverted on Cancel).
+    theme_previewed = Signal(str)
+
+    def __init__(
+        self,
+        settings: Settings,
+        data_dir: Path,
+        model_override: Path | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+        self._initial = settings
+
+        self.model_edit = QLineEdit(settings.model_dir, self)
+        self.model_edit.setPlaceholderText("Folder holding config.json and *.safetensors")
+        self.model_edit.setAccessibleName("Model folder")
+        browse = QPushButton("Browse…", self)
+        browse.setAccessibleName("Browse for the model folder")
+        browse.clicked.connect(self.browse_model_dir)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_edit, 1)
+        model_row.addWidget(browse)
+
+        self.quant_combo = _combo(QUANTIZATIONS, settings.quantization, "Quantization", self)
+        self.max_tokens_spin = QSpinBox(self)
+        self.max_tokens_spin.setRange(1, MAX_NEW_TOKENS_LIMIT)
+        self.max_tokens_spin.setValue(settings.max_new_tokens)
+        self.max_tokens_spin.setAccessibleName("Maximum new tokens")
+        self.temperature_spin = _double_spin(0.0, 2.0, 0.05, settings.temperature, self)
+        self.temperature_spin.setAccessibleName("Temperature")
+        self.temperature_spin.setToolTip("0 answers greedily (always the likeliest word)")
+        self.top_p_spin = _double_spin(0.01, 1.0, 0.05, settings.top_p, self)
+        self.top_p_spin.setAccessibleName("Top-p")
+        self.theme_combo = _combo(THEME_CHOICES, settings.theme, "Theme", self)
+        self.theme_combo.currentIndexChanged.connect(
+            lambda _i: self.theme_previewed.emit(self.theme_combo.currentData())
+        )
+        self.data_dir_edit = QLineEdit(str(data_dir), self)
+        self.data_dir_edit.setReadOnly(True)
+        self.data_dir_edit.setAccessibleName("Data folder")
+        self.data_dir_edit.setToolTip("Chosen with --data-dir or SCOUT_DESK_DATA_DIR")
+
+        form = QFormLayout()
+        form.addRow("Model folder:", model_row)
+        if model_override is not None:
+            note = plain_label(
+                f"For this run {model_override} wins (from --model or SCOUT_DESK_MODEL)."
+            )
+            note.setWordWrap(True)
+            form.addRow("", note)
+        form.addRow("Quantization:", self.quant_combo)
+        form.addRow("Max new tokens:", self.max_tokens_spin)
+        form.addRow("Temperature:", self.temperature_spin)
+        form.addRow("Top-p:", self.top_p_spin)
+        form.addRow("Theme:", self.theme_combo)
+        form.addRow("Data folder:", self.data_dir_edit)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def settings(self) -> Settings:
+        """The values in the dialog now (every widget keeps them within the valid ranges)."""
+        return Settings(
+            model_dir=self.model_edit.text().strip(),
+            quantization=self.quant_combo.currentData(),
+            max_new_tokens=self.max_tokens_spin.value(),
+            temperature=round(self.temperature_spin.value(), 2),
+            top_p=round(self.top_p_spin.value(), 2),
+            theme=self.theme_combo.currentData(),
+        )
+
+    def browse_model_dir(self) -> None:
+        """Let the user pick the model folder."""
+        start = self.model_edit.text() or str(Path.home())
+        chosen = QFileDialog.getExistingDirectory(self, "Choose the Llama 4 Scout folder", start)
+        if chosen:
+            self.model_edit.setText(chosen)
+
+    def reject(self) -> None:
+        # Undo a live theme preview.
+        if self.theme_combo.currentData() != self._initial.theme:
+            self.theme_previewed.emit(self._initial.theme)
+        super().reject()
+
+
+def _combo(
+    choices: tuple[tuple[str, str], ...], current: str, name: str, parent: QWidget
+) -> QComboBox:
+    combo = QComboBox(parent)
+    combo.setAccessibleName(name)
+    for value, label in choices:
+        combo.addItem(label, value)
+    combo.setCurrentIndex(max(0, combo.findData(current)))
+    return combo
+
+
+def _double_spin(
+    low: float, high: float, step: float, value: float, parent: QWidget
+) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox(parent)
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setDecimals(2)
+    spin.setValue(value)
+    return spin

@@ -1,0 +1,1 @@
+"""Work off the GUI thread: the task pool and the inference worker that owns the engine."""

@@ -1,0 +1,1 @@
+"""Small widgets any feature may use: plain-text helpers, safe markdown, chips, layouts."""
