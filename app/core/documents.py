@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from app.core.errors import ExpectedError
 from app.core.messages import Attachment, AttachmentKind
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class Document:
         return tuple(s for s in self.sections if s.text.strip())
 
 
-class DocumentFormatError(ValueError):
+class DocumentFormatError(ExpectedError, ValueError):
     """A blob is not a document this version can read."""
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from app.core.errors import ExpectedError
+
 #: Environment variable that relocates all user data (same as the global `--data-dir` option).
 DATA_DIR_ENV = "SCOUT_DESK_DATA_DIR"
 #: Environment variable that names the model folder (same as `--model`).
@@ -19,12 +21,8 @@ _APP_NAME = "scout-desk"
 log = logging.getLogger(__name__)
 
 
-class DataDirError(Exception):
+class DataDirError(ExpectedError):
     """The data folder cannot be created or is not a folder; `message` says so to the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def data_dir(override: str | Path | None = None) -> Path:

@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.errors import ExpectedError
 from app.inference.model_json import (
     JsonProblem,
     ModelJsonError,
@@ -43,12 +44,8 @@ DTYPE_BYTES = {
 }
 
 
-class CheckpointError(Exception):
+class CheckpointError(ExpectedError):
     """A checkpoint file that cannot be used; `message` names the file and the problem."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from app.core.errors import Cancellation, ExpectedError
 from app.core.messages import ChatTurn, StopReason, Timings
 
 
-class EngineError(Exception):
+class EngineError(ExpectedError):
     """An expected failure with a plain sentence for the user (never a traceback).
 
     Attributes:
@@ -46,7 +47,7 @@ class OutOfMemoryError(EngineError):
     exit_code = 5
 
 
-class Cancelled(Exception):  # noqa: N818 (a stop the user asked for, not an error)
+class Cancelled(Cancellation):
     """Raised by `load` when the user cancelled it."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.errors import ExpectedError
 from app.inference.checkpoint import INDEX_NAME, CheckpointError, read_header, shard_names
 from app.inference.model_json import ModelJsonError, read_model_json
 from app.inference.preflight import PICKLE_SUFFIXES, PREPARE_STATE_NAME, check_model_folder
@@ -47,12 +48,11 @@ _STAT_SUFFIXES = (
 )
 
 
-class PrepareError(Exception):
+class PrepareError(ExpectedError):
     """An expected failure; `message` is a sentence and `exit_code` the CLI code (3 or 4)."""
 
     def __init__(self, message: str, exit_code: int = 4) -> None:
         super().__init__(message)
-        self.message = message
         self.exit_code = exit_code
 
 

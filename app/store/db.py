@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from app.core.errors import ExpectedError
 from app.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -26,16 +27,8 @@ _BUSY, _LOCKED, _NOMEM, _READONLY, _IOERR = 5, 6, 7, 8, 10
 _CORRUPT, _FULL, _CANTOPEN, _PROTOCOL, _PERM, _NOTADB = 11, 13, 14, 15, 3, 26
 
 
-class StoreError(Exception):
-    """An expected storage failure, carrying one plain sentence for the user.
-
-    Attributes:
-        message: the sentence (names the file and the problem).
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class StoreError(ExpectedError):
+    """An expected storage failure, carrying one plain sentence for the user."""
 
 
 class StoreLockedError(StoreError):

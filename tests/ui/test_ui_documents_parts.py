@@ -36,7 +36,7 @@ from app.store.blobs import BlobStore
 from app.ui.documents.chunk_progress import progress_text
 from app.ui.documents.context_meter import meter_text
 from app.ui.documents.map_reduce import MapReduceRun
-from app.ui.tasks.pool import BackgroundTasks
+from app.ui.tasks.pool import TaskPool
 from app.ui.transcript.citation_links import cite_url, parse_cite_url
 
 
@@ -170,7 +170,7 @@ def test_notes_too_long_for_one_step_are_combined_in_rounds(qtbot, tmp_path: Pat
     sha = blobs.put_bytes(text.encode())
     attachment = Attachment("long.txt", AttachmentKind.TEXT, AttachmentStatus.READY, sha256=sha)
     sent: list[tuple[str, GenerationRequest]] = []
-    tasks = BackgroundTasks(1)
+    tasks = TaskPool(1)
     run = MapReduceRun(
         "What do the paragraphs say?", [attachment], blobs.path, "", 420,
         _request,

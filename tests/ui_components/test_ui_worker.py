@@ -168,13 +168,17 @@ def test_engine_error_fails_the_request_and_the_worker_serves_the_next(qtbot, st
     assert finished_result(qtbot, worker, "r2").stop_reason is StopReason.EOS
 
 
-def test_unexpected_exception_becomes_internal_error_and_is_logged(qtbot, start_worker, caplog):
+def test_a_bug_fails_the_request_and_reaches_the_crash_hook(qtbot, start_worker, caplog):
     worker = start_worker(RaisingEngine)
     caplog.set_level(logging.ERROR, logger="app.ui.tasks.inference_worker")
 
-    with qtbot.waitSignal(worker.generation_failed, timeout=5000) as blocker:
+    # The crash dialog is `sys.excepthook`; pytest-qt's capture stands in for it here.
+    with (
+        qtbot.capture_exceptions() as crashes,
+        qtbot.waitSignal(worker.generation_failed, timeout=5000) as blocker,
+    ):
         worker.generate("r1", REQUEST)
-
+    assert [type(exc) for _type, exc, _tb in crashes] == [RuntimeError]
     assert blocker.args[0] == "r1"
     assert blocker.args[1] == "Internal error: RuntimeError: index out of range in the sampler"
     assert any(record.exc_info for record in caplog.records), "traceback was not logged"

@@ -157,11 +157,10 @@ def test_a_bug_in_a_job_is_an_internal_error_and_the_worker_goes_on(qtbot, start
     def job(_engine: Engine, _cancel: CancelToken, _emit: JobEmit) -> object:
         raise KeyError("frames")
 
-    assert run_job(qtbot, worker, "bad", job) == [
-        "failed",
-        "bad",
-        "Internal error: KeyError: 'frames'",
-    ]
+    with qtbot.capture_exceptions() as crashes:  # the crash dialog's hook, in a test
+        ended = run_job(qtbot, worker, "bad", job)
+    assert ended == ["failed", "bad", "Internal error: KeyError: 'frames'"]
+    assert [type(exc) for _type, exc, _tb in crashes] == [KeyError]
     assert run_job(qtbot, worker, "good", lambda _e, _c, _emit: 42) == ["finished", "good", 42]
 
 

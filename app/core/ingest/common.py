@@ -6,6 +6,7 @@ from pathlib import Path, PurePath
 from typing import Protocol, runtime_checkable
 
 from app.core.documents import Document, document_to_json
+from app.core.errors import ExpectedError
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
 
 
@@ -106,28 +107,32 @@ def skipped(
     )
 
 
-class BlobStoreError(Exception):
+class BlobStoreError(ExpectedError):
     """The blob sink could not store accepted content (disk full, read-only folder)."""
 
 
 def put_blob(blobs: BlobSink, data: bytes) -> str:
-    """Store `data` in `blobs`, turning any failure of the sink into `BlobStoreError`.
+    """Store `data` in `blobs`, turning a failure of the sink into `BlobStoreError`.
 
-    The sink belongs to the store layer, whose error types core cannot import; whatever it
-    raises is an environment problem whose message is meant for the user.
+    The sink belongs to the store layer: its failures are expected errors (a full disk, a
+    read-only folder) whose sentence is meant for the user; anything else is a bug and rises.
     """
     try:
         return blobs.put_bytes(data)
-    except Exception as exc:
-        raise BlobStoreError(getattr(exc, "message", None) or str(exc)) from exc
+    except ExpectedError as exc:
+        raise BlobStoreError(exc.message) from exc
+    except OSError as exc:
+        raise BlobStoreError(f"The attachment could not be stored: {exc.strerror or exc}.") from exc
 
 
 def put_blob_file(blobs: BlobSink, path: Path) -> str:
     """Store a copy of the file at `path` in `blobs` (streamed), like `put_blob`."""
     try:
         return blobs.put_file(path)
-    except Exception as exc:
-        raise BlobStoreError(getattr(exc, "message", None) or str(exc)) from exc
+    except ExpectedError as exc:
+        raise BlobStoreError(exc.message) from exc
+    except OSError as exc:
+        raise BlobStoreError(f"{path.name} could not be stored: {exc.strerror or exc}.") from exc
 
 
 def document_attachment(

@@ -6,18 +6,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from app.core.errors import Cancellation, ExpectedError
 from app.core.messages import Box, StopReason
 
 
-class VideoError(Exception):
+class VideoError(ExpectedError):
     """A video cannot be used; `message` is a sentence for the user that names the file."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
-
-class VideoCancelled(Exception):  # noqa: N818 (a stop the user asked for, not an error)
+class VideoCancelled(Cancellation):
     """Sampling or probing was cancelled by the caller."""
 
 

@@ -28,7 +28,7 @@ from app.ui.documents.chunk_progress import ChunkProgress
 from app.ui.documents.map_reduce import MapReduceRun
 from app.ui.ports import ChatPort
 from app.ui.tasks.inference_worker import InferenceWorker
-from app.ui.tasks.pool import BackgroundTasks
+from app.ui.tasks.pool import TaskPool
 
 _READABLE = (AttachmentKind.DOCUMENT, AttachmentKind.TEXT)
 _NO_IMAGES = "images are not read when answering chunk by chunk"
@@ -54,7 +54,7 @@ class ChunkedAnswers(QObject):
         composer: Composer,
         progress: ChunkProgress,
         settings: Callable[[], Settings],
-        tasks: BackgroundTasks,
+        tasks: TaskPool,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)

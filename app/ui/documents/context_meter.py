@@ -14,7 +14,7 @@ from app.inference.context_count import (
     ContextInputs,
     read_model_facts,
 )
-from app.ui.tasks.pool import BackgroundTasks
+from app.ui.tasks.pool import TaskPool
 
 #: Typing pauses this long before the meter counts again.
 DEBOUNCE_MS = 150
@@ -149,7 +149,7 @@ class ContextMeter(QObject):
         self._bar = bar
         self._inputs = inputs
         self._counter = ContextCounter(blob_path)  # touched on the pool thread only
-        self._tasks = BackgroundTasks(1, self)  # one thread: tasks run in order
+        self._tasks = TaskPool(1, self)  # one thread: tasks run in order
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)

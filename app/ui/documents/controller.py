@@ -31,7 +31,7 @@ from app.ui.documents.report import DocumentReport
 from app.ui.documents.source_view import SourceView
 from app.ui.ports import ChatPort
 from app.ui.tasks.ingest_pool import IngestPool
-from app.ui.tasks.pool import BackgroundTasks
+from app.ui.tasks.pool import TaskPool
 from app.ui.transcript.citation_links import parse_cite_url
 from app.ui.transcript.view import ChatView
 from app.ui.viewer.image_viewer import ImageViewer, ViewerImage
@@ -91,7 +91,7 @@ class DocumentsController(QObject):
         self._dock = dock
         self._settings = settings
         self._free_bytes: int | None = None
-        self._tasks = BackgroundTasks(1, self)
+        self._tasks = TaskPool(1, self)
         self._jobs: dict[int, AttachmentsDone] = {}
         self._files: dict[str, frozenset[str]] = {}  # attachment sha → the files it holds
         #: The last report and source view opened (tests look at them).

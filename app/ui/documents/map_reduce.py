@@ -24,10 +24,11 @@ from app.core.chunking import (
     reduce_prompt,
 )
 from app.core.documents import Document, DocumentSource, Section, load_document
+from app.core.errors import ExpectedError
 from app.core.messages import Attachment, AttachmentKind, StopReason, Timings
 from app.inference.engine import GenerationRequest, GenerationResult
 from app.inference.token_counter import load_counter
-from app.ui.tasks.pool import BackgroundTasks
+from app.ui.tasks.pool import TaskPool
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ MAX_REDUCE_ROUNDS = 4
 
 Submit = Callable[[str, GenerationRequest], None]
 RequestFor = Callable[[str], GenerationRequest]
+
+
+class PlanningError(ExpectedError):
+    """The documents cannot be cut into chunks that fit one request."""
 
 
 def documents_of(
@@ -100,7 +105,7 @@ class MapReduceRun(QObject):
         request_for: RequestFor,
         submit: Submit,
         request_prefix: str,
-        tasks: BackgroundTasks,
+        tasks: TaskPool,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -140,7 +145,7 @@ class MapReduceRun(QObject):
             try:
                 chunks = plan_map(question, documents, budget, counter.count)
             except ValueError as exc:
-                raise ValueError(
+                raise PlanningError(
                     "the question leaves no room for document text in one request; shorten it "
                     "or lower the answer length in Settings"
                 ) from exc

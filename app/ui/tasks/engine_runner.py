@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -112,6 +113,7 @@ class EngineRunner(QObject):
             self._setup_error = exc.message
         except Exception as exc:
             log.exception("building the engine failed")
+            report_bug()
             self._setup_error = internal_error(exc)
         if self._setup_error:
             self._set_state("error")
@@ -202,6 +204,7 @@ class EngineRunner(QObject):
             message = exc.message
         except Exception as exc:
             log.exception("loading the engine failed")
+            report_bug()
             message = internal_error(exc)
         else:
             self._loaded = True
@@ -239,6 +242,7 @@ class EngineRunner(QObject):
             return
         except Exception as exc:
             log.exception("generation %s failed", request_id)
+            report_bug()
             self._set_state("ready")
             self.generation_failed.emit(request_id, internal_error(exc))
             return
@@ -268,6 +272,7 @@ class EngineRunner(QObject):
             return
         except Exception as exc:
             log.exception("job %s failed", job_id)
+            report_bug()
             self._set_state("ready")
             self.job_failed.emit(job_id, internal_error(exc))
             return
@@ -285,6 +290,15 @@ class EngineRunner(QObject):
             log.exception("unloading the engine failed")
         self._loaded = False
         self._set_state("not loaded")
+
+
+def report_bug() -> None:
+    """Send the exception being handled to the crash dialog (`sys.excepthook`, thread-safe).
+
+    The request that hit it still fails with `internal_error`'s sentence, so the window does
+    not wait forever; the traceback is what the crash dialog and its log file show.
+    """
+    sys.excepthook(*sys.exc_info())
 
 
 def internal_error(exc: BaseException) -> str:

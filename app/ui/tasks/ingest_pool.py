@@ -1,4 +1,4 @@
-"""Runs `app.core.ingest` on a private QThreadPool so reading files never blocks the GUI thread."""
+"""Runs `app.core.ingest` on the task pool so reading files never blocks the GUI thread."""
 
 from __future__ import annotations
 
@@ -9,40 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
+from app.ui.tasks.pool import TaskPool
 
 if TYPE_CHECKING:  # ingest itself is imported on the pool threads (see `_ingest`)
     from app.core.ingest.common import BlobFolder
 
 log = logging.getLogger(__name__)
-
-
-class _Relay(QObject):
-    """Lives on the GUI thread; pool threads emit through it, so delivery is queued to the GUI."""
-
-    finished = Signal(int, object)
-
-
-class _Job(QRunnable):
-    """One ingest call; it always answers, with attachments or with an error attachment."""
-
-    def __init__(self, job_id: int, name: str, work: Callable[[], list[Attachment]], relay: _Relay):
-        super().__init__()
-        self._job_id = job_id
-        self._name = name
-        self._work = work
-        self._relay = relay
-
-    def run(self) -> None:
-        try:
-            result = self._work()
-        except Exception as exc:  # ingest promises not to raise; a bug must still not lose the chip
-            log.exception("ingest of an attachment failed")
-            result = [_error_attachment(self._name, f"{self._name} could not be read: {exc}.")]
-        self._relay.finished.emit(self._job_id, result)
 
 
 class IngestPool(QObject):
@@ -61,10 +37,7 @@ class IngestPool(QObject):
     ) -> None:
         super().__init__(parent)
         self._blobs = blobs
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max_threads)
-        self._relay = _Relay(self)
-        self._relay.finished.connect(self._on_relay_finished)
+        self._tasks = TaskPool(max_threads, self)
         self._next_id = 0
         self._pending: set[int] = set()
 
@@ -113,18 +86,24 @@ class IngestPool(QObject):
         return len(self._pending)
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Wait for running jobs (queued ones are dropped); True when the pool is idle."""
-        self._pool.clear()
-        return self._pool.waitForDone(timeout_ms)
+        """Drop queued jobs and wait for running ones; True when the pool is idle."""
+        return self._tasks.shutdown(timeout_ms)
 
     def _submit(self, name: str, work: Callable[[], list[Attachment]]) -> int:
+        """Run `work`; it always answers, with attachments or with an error attachment."""
         self._next_id += 1
         job_id = self._next_id
         self._pending.add(job_id)
-        self._pool.start(_Job(job_id, name, work, self._relay))
+
+        def failed(sentence: str) -> None:
+            # Ingest reports bad files as error attachments; this is a full disk or a bug,
+            # and the chip must still say what became of the file.
+            self._answer(job_id, [_error_attachment(name, f"{name} could not be read: {sentence}")])
+
+        self._tasks.run(work, lambda found: self._answer(job_id, found), failed)
         return job_id
 
-    def _on_relay_finished(self, job_id: int, attachments: object) -> None:
+    def _answer(self, job_id: int, attachments: list[Attachment]) -> None:
         self._pending.discard(job_id)
         self.ingest_finished.emit(job_id, attachments)
 

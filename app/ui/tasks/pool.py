@@ -1,44 +1,85 @@
-"""Run plain Python functions on a private QThreadPool and get their results on the GUI thread."""
+"""The one task pool: plain Python functions off the GUI thread, their results back on it.
+
+Every feature runs its background work here (counting tokens, planning chunks, rendering
+markdown, decoding video frames, reading attachments): one `QThreadPool` per owner, one relay
+that queues results to the GUI thread, one way to cancel, and one rule for failures. An
+`ExpectedError` reaches `failed` as its sentence; a `Cancellation` (or a cancelled task) calls
+nothing back; anything else is a bug: it is logged, `failed` hears a short sentence so the
+screen does not wait forever, and the traceback goes to `sys.excepthook` (the crash dialog).
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from app.core.errors import Cancellation, ExpectedError
+
 log = logging.getLogger(__name__)
 
+#: Work that takes nothing and returns its result (plain data, never a widget).
+Work = Callable[[], Any]
+#: Work that polls `cancelled()` where it can stop early (the video decoder takes it).
+CancellableWork = Callable[[Callable[[], bool]], Any]
 Done = Callable[[Any], None]
 Failed = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a task's work came to."""
+
+    result: Any = None
+    error: str = ""  # the sentence for `failed`, "" when it succeeded
+    cancelled: bool = False
+    bug: tuple[type[BaseException], BaseException, TracebackType | None] | None = None
 
 
 class _Relay(QObject):
     """Lives on the GUI thread; pool threads emit through it, so delivery is queued there."""
 
-    #: (task id, result, error sentence or "").
-    finished = Signal(int, object, str)
+    #: (task id, _Outcome).
+    finished = Signal(int, object)
 
 
 class _Task(QRunnable):
-    def __init__(self, task_id: int, work: Callable[[], Any], relay: _Relay) -> None:
+    def __init__(
+        self, task_id: int, work: CancellableWork, stop: threading.Event, relay: _Relay
+    ) -> None:
         super().__init__()
         self._task_id = task_id
         self._work = work
+        self._stop = stop
         self._relay = relay
 
     def run(self) -> None:
+        self._relay.finished.emit(self._task_id, self._outcome())
+
+    def _outcome(self) -> _Outcome:
+        if self._stop.is_set():
+            return _Outcome(cancelled=True)
         try:
-            result, error = self._work(), ""
-        except Exception as exc:  # a bug must reach the caller as a sentence, never kill a thread
+            result = self._work(self._stop.is_set)
+        except ExpectedError as exc:
+            return _Outcome(error=exc.message, cancelled=self._stop.is_set())
+        except Cancellation:
+            return _Outcome(cancelled=True)
+        except Exception as exc:  # a bug: it must reach the crash dialog, never kill a thread
             log.exception("background task failed")
-            result, error = None, str(exc) or type(exc).__name__
-        self._relay.finished.emit(self._task_id, result, error)
+            sentence = f"Internal error: {type(exc).__name__}: {exc}"
+            return _Outcome(error=sentence, bug=(type(exc), exc, exc.__traceback__))
+        return _Outcome(result=result, cancelled=self._stop.is_set())
 
 
-class BackgroundTasks(QObject):
-    """A small pool for work that must not block the GUI (counting tokens, planning, rendering).
+class TaskPool(QObject):
+    """A pool for work that must not block the GUI; answers arrive on the GUI thread.
 
     Args:
         max_threads: threads of the pool; 1 runs tasks one after the other, in order.
@@ -51,43 +92,69 @@ class BackgroundTasks(QObject):
         self._pool.setMaxThreadCount(max_threads)
         self._relay = _Relay(self)
         self._relay.finished.connect(self._on_relay_finished)
-        self._callbacks: dict[int, tuple[Done, Failed | None]] = {}
+        self._tasks: dict[int, tuple[threading.Event, Done, Failed | None]] = {}
         self._next_id = 0
 
-    def run(self, work: Callable[[], Any], done: Done, failed: Failed | None = None) -> int:
-        """Start `work` on the pool; `done(result)` or `failed(sentence)` runs on the GUI thread.
+    def run(self, work: Work, done: Done, failed: Failed | None = None) -> int:
+        """Start `work()` on the pool.
 
         Args:
             work: a function that touches no widget.
-            done: called with its result.
-            failed: called with a sentence when it raised (None: logged only).
+            done: called on the GUI thread with its result.
+            failed: called on the GUI thread with a sentence when it failed (None: logged).
 
         Returns:
-            The task id.
+            The task id (for `cancel`).
+        """
+        return self.run_cancellable(lambda _cancelled: work(), done, failed)
+
+    def run_cancellable(
+        self, work: CancellableWork, done: Done, failed: Failed | None = None
+    ) -> int:
+        """Start `work(cancelled)` on the pool; it polls `cancelled()` where it can stop.
+
+        A cancelled task never calls back: whatever its work returns is dropped.
+
+        Returns:
+            The task id (for `cancel`).
         """
         self._next_id += 1
-        self._callbacks[self._next_id] = (done, failed)
-        self._pool.start(_Task(self._next_id, work, self._relay))
+        stop = threading.Event()
+        self._tasks[self._next_id] = (stop, done, failed)
+        self._pool.start(_Task(self._next_id, work, stop, self._relay))
         return self._next_id
+
+    def cancel(self, task_id: int | None) -> None:
+        """Stop a task (a no-op for one that ended, or None); its callbacks will not run."""
+        entry = self._tasks.pop(task_id, None) if task_id is not None else None
+        if entry is not None:
+            entry[0].set()
+
+    def is_running(self, task_id: int | None) -> bool:
+        """Whether a task has not answered yet (and was not cancelled)."""
+        return task_id is not None and task_id in self._tasks
 
     def pending(self) -> int:
         """Tasks that have not answered yet."""
-        return len(self._callbacks)
+        return len(self._tasks)
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Drop queued tasks and wait for running ones; True when the pool is idle."""
+        """Cancel every task, drop queued ones and wait for running ones; True when idle."""
+        for stop, _done, _failed in self._tasks.values():
+            stop.set()
+        self._tasks.clear()
         self._pool.clear()
-        idle = self._pool.waitForDone(timeout_ms)
-        self._callbacks.clear()
-        return idle
+        return self._pool.waitForDone(timeout_ms)
 
-    def _on_relay_finished(self, task_id: int, result: object, error: str) -> None:
-        callbacks = self._callbacks.pop(task_id, None)
-        if callbacks is None:
+    def _on_relay_finished(self, task_id: int, outcome: _Outcome) -> None:
+        entry = self._tasks.pop(task_id, None)
+        if outcome.bug is not None:
+            sys.excepthook(*outcome.bug)  # the crash dialog, with the traceback
+        if entry is None or outcome.cancelled:
             return
-        done, failed = callbacks
-        if error:
+        _stop, done, failed = entry
+        if outcome.error:
             if failed is not None:
-                failed(error)
+                failed(outcome.error)
         else:
-            done(result)
+            done(outcome.result)

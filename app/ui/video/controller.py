@@ -2,7 +2,7 @@
 
 Asking Scout (the three ways) lives in `VideoAsking`, which this controller mixes in; the
 panel only shows and reports clicks. Decoding (probe, thumbnails, previews, sampling) runs on
-`VideoTasks`, a cancellable pool whose work reaches the decoder's child process.
+the task pool, whose cancellable work reaches the decoder's child process.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app.core.messages import Attachment, AttachmentKind
 from app.core.settings import Settings
 from app.store.sessions import SessionStore
 from app.ui.ports import ChatPort
-from app.ui.tasks.video_tasks import VideoTasks
+from app.ui.tasks.pool import TaskPool
 from app.ui.transcript.view import ChatView
 from app.ui.video.asking import VideoAsking
 from app.ui.video.export import ChooseFolder, VideoExports, ask_folder
@@ -112,7 +112,7 @@ class VideoController(VideoAsking, VideoRuns, VideoExports, QObject):
         self.choose_path: ChoosePath = ask_save_path
         self.choose_folder: ChooseFolder = ask_folder
         self.batch_size = 4  # app.inference.frames.DEFAULT_BATCH_SIZE, without importing it here
-        self._tasks = VideoTasks(3, self)
+        self._tasks = TaskPool(3, self)  # thumbnails, sampling and a scrub preview at once
         self._video: Attachment | None = None
         self._info: VideoInfo | None = None
         self._frames: list[TimelineFrame] = []
@@ -428,7 +428,7 @@ class VideoController(VideoAsking, VideoRuns, VideoExports, QObject):
     ) -> None:
         """Run work on the pool, replacing (cancelling) the task that held the same slot."""
         self._tasks.cancel(self._task.get(slot))
-        self._task[slot] = self._tasks.run(work, done, failed)
+        self._task[slot] = self._tasks.run_cancellable(work, done, failed)
 
     def _cancel_tasks(self) -> None:
         self._scrub_timer.stop()

@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from app.core.errors import ExpectedError
 from app.core.grounding import boxes_to_coco, boxes_to_json
 from app.core.messages import Box
 from app.ui.viewer.overlay_render import Colours, render_annotated
@@ -24,12 +25,8 @@ PNG_FILTER = "PNG image (*.png)"
 JSON_FILTER = "JSON (*.json)"
 
 
-class ExportError(Exception):
+class ExportError(ExpectedError):
     """An export failed; `message` is a sentence naming the file and the problem."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def ask_save_path(

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.tasks.pool import BackgroundTasks
+from app.ui.tasks.pool import TaskPool
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,10 @@ class TextDisplay(enum.Enum):
     TOO_LARGE = "too large"  #: markdown shown as plain text, too large to format even on request
 
 
-_render_tasks: BackgroundTasks | None = None
+_render_tasks: TaskPool | None = None
 
 
-def render_tasks() -> BackgroundTasks:
+def render_tasks() -> TaskPool:
     """The one pool every view converts markdown on (made at first use).
 
     One thread: renders finish in the order asked and the other core stays with the GUI. It is
@@ -106,7 +106,7 @@ def render_tasks() -> BackgroundTasks:
     global _render_tasks
     if _render_tasks is None or not shiboken6.isValid(_render_tasks):
         app = QCoreApplication.instance()
-        _render_tasks = BackgroundTasks(1, app)
+        _render_tasks = TaskPool(1, app)
         app.aboutToQuit.connect(_render_tasks.shutdown)
     return _render_tasks
 
