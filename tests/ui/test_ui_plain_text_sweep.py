@@ -211,11 +211,11 @@ def test_every_surface_of_the_window_shows_hostile_text_as_text(
             "QListWidget(SearchHits) row tooltip",  # a search hit's snippet
             "QListWidget(SearchHits) row",
             "QLabel(UndoLabel) text",  # "Moved “<title>” to the trash."
-            "AttachmentChip(AttachmentChip) tooltip",  # a file in the composer
+            "ComposerChip(ComposerChip) tooltip",  # a file in the composer
             "QToolButton() tooltip",  # its "Remove <name>"
             "QLabel() text",  # its "<name> — ready"
-            "AttachmentChip(attachmentChip) tooltip",  # a file in a sent message
-            "AttachmentChip(attachmentChip) text",
+            "AttachmentBadge(attachmentBadge) tooltip",  # a file in a sent message
+            "AttachmentBadge(attachmentBadge) text",
             "BoxList(boxList) row tooltip",  # a box label from the model's answer
             "BoxList(boxList) row",
             "QTreeWidget(ReportTree) row",  # a folder's report

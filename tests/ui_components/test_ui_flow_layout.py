@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QWidget
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, Message, Role
-from app.ui.transcript.attachment_badge import AttachmentChip
+from app.ui.transcript.attachment_badge import AttachmentBadge
 from app.ui.transcript.message_widget import MessageWidget
 from app.ui.widgets.flow_layout import FlowLayout
 
@@ -44,7 +44,7 @@ def test_a_message_with_many_frames_stays_as_wide_as_the_chat(qtbot):
     qtbot.waitExposed(widget)
     # A row of twelve chips would need ~1,300 px; wrapped, the bubble fits the 480 px chat.
     assert widget.minimumSizeHint().width() <= 480
-    chips = widget.findChildren(AttachmentChip)
+    chips = widget.findChildren(AttachmentBadge)
     assert len(chips) == 12
     assert all(chip.geometry().right() < 480 for chip in chips)
     assert len({chip.y() for chip in chips}) > 1

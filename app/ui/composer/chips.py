@@ -51,7 +51,7 @@ def document_summary(attachment: Attachment) -> str:
     return first.split(" (")[0] or "ready"
 
 
-class AttachmentChip(QFrame):
+class ComposerChip(QFrame):
     """A rounded label "name — status" with a × button; the full detail is its tooltip."""
 
     #: the chip's × was pressed.
@@ -63,7 +63,7 @@ class AttachmentChip(QFrame):
 
     def __init__(self, name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("AttachmentChip")
+        self.setObjectName("ComposerChip")
         self.name = name
         self.attachment: Attachment | None = None
         self.state = "reading"
@@ -72,7 +72,7 @@ class AttachmentChip(QFrame):
         #: The attachment as ingest made it, before files or pages were dropped from it.
         self.original: Attachment | None = None
         #: For a page image: the chip of the PDF it was rendered from.
-        self.source_chip: AttachmentChip | None = None
+        self.source_chip: ComposerChip | None = None
         self._label = plain_label(parent=self)  # a file name is never markup
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._on_self_context_menu_requested)
@@ -186,7 +186,7 @@ class AttachmentChip(QFrame):
             self.menu_requested.emit(self.mapToGlobal(pos))
 
 
-class AttachmentChips(QScrollArea):
+class ComposerChips(QScrollArea):
     """A horizontal strip of chips; hidden while empty.
 
     Chips are keyed by the ingest job that fills them. A folder is one job that may yield many
@@ -197,11 +197,11 @@ class AttachmentChips(QScrollArea):
     changed = Signal()
     #: (Attachment) a ready chip was clicked (documents ask for their report instead).
     attachment_activated = Signal(object)
-    #: (AttachmentChip) the report of a document chip was asked for (a click on it).
+    #: (ComposerChip) the report of a document chip was asked for (a click on it).
     report_requested = Signal(object)
-    #: (AttachmentChip, str) a PDF chip's mode was chosen ("text", "images", "both").
+    #: (ComposerChip, str) a PDF chip's mode was chosen ("text", "images", "both").
     pdf_mode_requested = Signal(object, str)
-    #: (AttachmentChip) the user wants to choose which pages of a PDF go as images.
+    #: (ComposerChip) the user wants to choose which pages of a PDF go as images.
     pages_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -220,7 +220,7 @@ class AttachmentChips(QScrollArea):
         self._row.addStretch(1)
         self.setWidget(inner)
         self.viewport().setAutoFillBackground(False)
-        self._pending: dict[int, AttachmentChip] = {}
+        self._pending: dict[int, ComposerChip] = {}
         self.setVisible(False)
 
     def add_pending(self, job_id: int, name: str) -> None:
@@ -262,17 +262,17 @@ class AttachmentChips(QScrollArea):
             chip.set_attachment(replace(attachment, status=AttachmentStatus.READY, detail=detail))
         self._changed()
 
-    def chips(self) -> list[AttachmentChip]:
+    def chips(self) -> list[ComposerChip]:
         """Every chip, left to right."""
         found = (self._row.itemAt(i).widget() for i in range(self._row.count()))
-        return [w for w in found if isinstance(w, AttachmentChip)]
+        return [w for w in found if isinstance(w, ComposerChip)]
 
     def ready_attachments(self) -> list[Attachment]:
         """The attachments a send would carry (chips in error and PDFs sent as images only are
         left out)."""
         return [c.attachment for c in self.chips() if c.sends_text and c.attachment]
 
-    def document_chips(self) -> list[AttachmentChip]:
+    def document_chips(self) -> list[ComposerChip]:
         """The ready PDF, Word and folder chips, left to right."""
         return [c for c in self.chips() if c.is_document]
 
@@ -286,13 +286,13 @@ class AttachmentChips(QScrollArea):
         if chip is not None:
             self._pending[new_job] = chip
 
-    def replace_attachment(self, chip: AttachmentChip, attachment: Attachment) -> None:
+    def replace_attachment(self, chip: ComposerChip, attachment: Attachment) -> None:
         """Show a changed attachment on a chip (files or pages dropped from a document)."""
         if chip in self.chips():
             chip.set_attachment(attachment)
             self._changed()
 
-    def set_page_images(self, source: AttachmentChip, attachments: Sequence[Attachment]) -> None:
+    def set_page_images(self, source: ComposerChip, attachments: Sequence[Attachment]) -> None:
         """Put a PDF's page images right after its chip, replacing the ones it had."""
         for chip in self.page_chips(source):
             self._remove_chip(chip, notify=False)
@@ -305,11 +305,11 @@ class AttachmentChips(QScrollArea):
             chip.source_chip = source
         self._changed()
 
-    def page_chips(self, source: AttachmentChip) -> list[AttachmentChip]:
+    def page_chips(self, source: ComposerChip) -> list[ComposerChip]:
         """The page-image chips rendered from a PDF chip."""
         return [c for c in self.chips() if c.source_chip is source]
 
-    def options_menu(self, chip: AttachmentChip) -> QMenu:
+    def options_menu(self, chip: ComposerChip) -> QMenu:
         """The ⋯ menu of a document chip: its report, and for a PDF how it is sent.
 
         Args:
@@ -345,8 +345,8 @@ class AttachmentChips(QScrollArea):
             self._remove_chip(chip, notify=False)
         self._changed()
 
-    def _add_chip(self, name: str, index: int | None = None) -> AttachmentChip:
-        chip = AttachmentChip(name, self.widget())
+    def _add_chip(self, name: str, index: int | None = None) -> ComposerChip:
+        chip = ComposerChip(name, self.widget())
         chip.remove_requested.connect(lambda: self._remove_chip(chip))
         chip.activated.connect(lambda: self._on_chip_activated(chip))
         chip.menu_requested.connect(lambda pos: self._on_chip_menu_requested(chip, pos))
@@ -354,18 +354,18 @@ class AttachmentChips(QScrollArea):
         self._row.insertWidget(position, chip)
         return chip
 
-    def _on_chip_activated(self, chip: AttachmentChip) -> None:
+    def _on_chip_activated(self, chip: ComposerChip) -> None:
         if chip.is_document:
             self.report_requested.emit(chip)
         else:
             self.attachment_activated.emit(chip.attachment)
 
-    def _on_chip_menu_requested(self, chip: AttachmentChip, pos: QPoint) -> None:
+    def _on_chip_menu_requested(self, chip: ComposerChip, pos: QPoint) -> None:
         menu = self.options_menu(chip)
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         menu.popup(pos)
 
-    def _remove_chip(self, chip: AttachmentChip, notify: bool = True) -> None:
+    def _remove_chip(self, chip: ComposerChip, notify: bool = True) -> None:
         if self._row.indexOf(chip) < 0:
             return  # already gone with the PDF it was rendered from
         for page in self.page_chips(chip):  # a PDF's page images go with it

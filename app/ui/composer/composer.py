@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
-from app.ui.composer.chips import AttachmentChips
+from app.ui.composer.chips import ComposerChips
 from app.ui.composer.pdf_password import PasswordPrompt, ask_pdf_password
 from app.ui.tasks.ingest_pool import IngestPool
 
@@ -129,7 +129,7 @@ class Composer(QWidget):
         notice_row.addWidget(self.notice, 1)
         notice_row.addWidget(self._notice_close, 0, Qt.AlignmentFlag.AlignTop)
 
-        self.chips = AttachmentChips(self)
+        self.chips = ComposerChips(self)
         self.editor = MessageEdit(self)
         self.editor.setObjectName("ComposerInput")
         self.editor.setPlaceholderText(

@@ -22,7 +22,7 @@ from app.core.settings import Settings
 from app.inference.context_count import PROMPT_OVERHEAD, TURN_OVERHEAD, ContextInputs
 from app.inference.engine import EngineStatus
 from app.store.sessions import SessionStore
-from app.ui.composer.chips import AttachmentChip
+from app.ui.composer.chips import ComposerChip
 from app.ui.composer.composer import Composer
 from app.ui.documents.chunk_progress import ChunkProgress
 from app.ui.documents.chunked_answers import ChunkedAnswers
@@ -167,7 +167,7 @@ class DocumentsController(QObject):
             return
         self.open_report(max(chips, key=lambda c: c.attachment.size if c.attachment else 0))
 
-    def open_report(self, chip: AttachmentChip, images_first: bool = False) -> None:
+    def open_report(self, chip: ComposerChip, images_first: bool = False) -> None:
         """Show what a document chip read, with ticks to choose its files or pages.
 
         Args:
@@ -187,11 +187,11 @@ class DocumentsController(QObject):
             load, lambda docs: self._show_report(chip, original, *docs, images_first=images_first)
         )
 
-    def choose_pages(self, chip: AttachmentChip) -> None:
+    def choose_pages(self, chip: ComposerChip) -> None:
         """Choose which pages of a PDF go in as images (the report, images column)."""
         self.open_report(chip, images_first=True)
 
-    def set_pdf_mode(self, chip: AttachmentChip, mode: str) -> None:
+    def set_pdf_mode(self, chip: ComposerChip, mode: str) -> None:
         """Send a PDF as text, page images or both; images start with `default_page_images`."""
         chip.pdf_mode = mode
         chips = self._composer.chips
@@ -210,7 +210,7 @@ class DocumentsController(QObject):
 
     def _show_report(
         self,
-        chip: AttachmentChip,
+        chip: ComposerChip,
         original: Attachment,
         document: Document | None,
         current: Document | None,
@@ -239,7 +239,7 @@ class DocumentsController(QObject):
     def _on_report_finished(
         self,
         dialog: DocumentReport,
-        chip: AttachmentChip,
+        chip: ComposerChip,
         original: Attachment,
         document: Document,
         result: int,
@@ -284,7 +284,7 @@ class DocumentsController(QObject):
 
         self._submit(original.name, store, done)
 
-    def _render_pages(self, chip: AttachmentChip, pages: Sequence[int]) -> None:
+    def _render_pages(self, chip: ComposerChip, pages: Sequence[int]) -> None:
         attachment = chip.attachment
         chips = self._composer.chips
         if not pages or attachment is None:

@@ -1,4 +1,4 @@
-"""A small chip showing one attachment of a message: thumbnail or name, and what became of it."""
+"""A badge showing one attachment of a sent message: thumbnail or name, and what became of it."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def status_text(attachment: Attachment) -> str:
     return word
 
 
-class AttachmentChip(QToolButton):
+class AttachmentBadge(QToolButton):
     """A flat button with the attachment's thumbnail (when there is one), name and status.
 
     Args:
@@ -56,7 +56,7 @@ class AttachmentChip(QToolButton):
         super().__init__(parent)
         self.attachment = attachment
         status = status_text(attachment)
-        self.setObjectName("attachmentChip")
+        self.setObjectName("attachmentBadge")
         self.setProperty("status", str(attachment.status))
         self.setAutoRaise(True)
         self.setText(plain_button_text(f"{_shorten(attachment.name)}\n{_shorten(status)}"))

@@ -22,7 +22,7 @@ from app.core.grounding.colours import colour_of, label_colours
 from app.core.messages import Attachment, AttachmentKind, Message, Role, StopReason
 from app.core.timings_text import timing_parts
 from app.ui.transcript.answer_links import AnswerLinker
-from app.ui.transcript.attachment_badge import AttachmentChip, ThumbnailFor
+from app.ui.transcript.attachment_badge import AttachmentBadge, ThumbnailFor
 from app.ui.transcript.citation_links import link_citations
 from app.ui.widgets.flow_layout import FlowLayout
 from app.ui.widgets.markdown_view import SafeMarkdownView
@@ -335,7 +335,7 @@ class MessageWidget(QFrame):
                 widget.deleteLater()
         for attachment in message.attachments:
             thumbnail = self._thumbnail_for(attachment) if self._thumbnail_for else None
-            chip = AttachmentChip(attachment, thumbnail, self._chips_box)
+            chip = AttachmentBadge(attachment, thumbnail, self._chips_box)
             chip.activated.connect(self.attachment_activated)
             chip.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
             chip.customContextMenuRequested.connect(
@@ -403,7 +403,7 @@ class MessageWidget(QFrame):
     def _on_linker_box_hovered(self, index: int) -> None:
         self.box_hovered.emit(self._message.id, index)
 
-    def _on_chip_context_menu_requested(self, chip: AttachmentChip, pos: QPoint) -> None:
+    def _on_chip_context_menu_requested(self, chip: AttachmentBadge, pos: QPoint) -> None:
         menu = self.chip_menu(chip.attachment)
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         menu.popup(chip.mapToGlobal(pos))

@@ -89,20 +89,20 @@ _STYLE_SHEET = Template("""
 #messageBubble QPushButton { color: $muted; border: none; padding: 2px 6px; background: none; }
 #messageBubble QPushButton:hover { color: palette(highlight); }
 #messageBubble QTextBrowser { background: transparent; border: none; }
-#attachmentChip { border: 1px solid palette(mid); border-radius: 8px; padding: 3px 6px;
+#attachmentBadge { border: 1px solid palette(mid); border-radius: 8px; padding: 3px 6px;
                   background: palette(base); }
-#attachmentChip[status="error"], #attachmentChip[status="skipped"] {
+#attachmentBadge[status="error"], #attachmentBadge[status="skipped"] {
     border-color: palette(bright-text); }
 #ComposerFrame { border: 1px solid palette(mid); border-radius: 12px; background: palette(base); }
 #ComposerInput { border: none; background: transparent; }
 #AttachmentStrip, #AttachmentStripInner { background: transparent; border: none; }
 #ComposerNotice { border-radius: 6px; padding: 6px 10px; background: palette(midlight); }
 #ComposerNotice[kind="error"] { color: palette(bright-text); background: $error_bg; }
-#AttachmentChip { border: 1px solid palette(mid); border-radius: 12px;
+#ComposerChip { border: 1px solid palette(mid); border-radius: 12px;
                   background: palette(alternate-base); }
-#AttachmentChip[state="error"], #AttachmentChip[state="skipped"] {
+#ComposerChip[state="error"], #ComposerChip[state="skipped"] {
     border-color: palette(bright-text); background: $error_bg; }
-#AttachmentChip QToolButton { border: none; padding: 0px 2px; background: none; }
+#ComposerChip QToolButton { border: none; padding: 0px 2px; background: none; }
 #ChipOptions { font-weight: 600; }
 #ContextMeterLabel, #ChunkProgressLabel { color: $muted; }
 #ContextMeterLabel[level="over"] { color: palette(bright-text); font-weight: 600; }
