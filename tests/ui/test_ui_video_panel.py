@@ -201,7 +201,7 @@ def test_each_sampling_mode_puts_its_frames_on_the_timeline(qtbot, open_window, 
     assert sample(qtbot, video, "scenes") == 2
     assert [f.time_s for f in video.frames] == [0.0, CUT_FRAME / FPS]
     # Every sampled frame is a stored image named after its time in the clip.
-    assert [a.name for a in video._images] == ["clip.avi @ 00:00.000", "clip.avi @ 00:02.500"]
+    assert [a.name for a in video._clip.images] == ["clip.avi @ 00:00.000", "clip.avi @ 00:02.500"]
     shot(video.panel, "video-2-sampled.png")
 
 

@@ -8,14 +8,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.core.messages import Box
 from app.store.sessions import SessionStore
+from app.ui.video.clip_state import ClipState, TaskSlots
 from app.ui.video.panel import VideoPanel
 from app.ui.viewer.image_viewer import load_upright
 from app.ui.viewer.overlay_export import ChoosePath, ExportError
@@ -121,25 +121,41 @@ def save_annotated_frames(
     return [*written, boxes_file]
 
 
-class VideoExports:
-    """Mixed into `VideoController`: the panel's Export menu."""
+class VideoExporter:
+    """The panel's Export menu: the saved run shown as CSV, JSON or annotated frames.
 
-    # Provided by VideoController.
-    _store: SessionStore
-    panel: VideoPanel
-    _run: VideoRun | None
-    choose_path: ChoosePath
-    choose_folder: ChooseFolder
-    message_posted: Signal
-    export_finished: Signal
+    Args:
+        store: the session store (its blobs hold the frame images).
+        panel: the panel's widgets (the dialogs' parent, the status line).
+        clip: the clip shown (its saved run is what is exported).
+        tasks: the clip's background work (annotated frames are written there).
+        choose_path: returns the function that asks where to save a CSV or JSON file (read
+            at each export, so a test may swap it on the controller).
+        choose_folder: returns the function that asks for the annotated frames' folder.
+        post: shows a sentence in the status bar.
+        finished: told the files an export wrote ([] when it failed).
+    """
 
-    def _start(
+    def __init__(
         self,
-        slot: str,
-        work: Callable[[Callable[[], bool]], Any],
-        done: Callable[[Any], None],
-        failed: Callable[[str], None],
-    ) -> None: ...  # fmt: skip  (provided by VideoController)
+        *,
+        store: SessionStore,
+        panel: VideoPanel,
+        clip: ClipState,
+        tasks: TaskSlots,
+        choose_path: Callable[[], ChoosePath],
+        choose_folder: Callable[[], ChooseFolder],
+        post: Callable[[str], None],
+        finished: Callable[[list[Path]], None],
+    ) -> None:
+        self._store = store
+        self._panel = panel
+        self._clip = clip
+        self._tasks = tasks
+        self._choose_path = choose_path
+        self._choose_folder = choose_folder
+        self._post = post
+        self._finished = finished
 
     def export(self, kind: str, dest: Path | None = None) -> bool:
         """Export the saved run: "csv" or "json" (a file) or "frames" (PNGs in a folder).
@@ -151,17 +167,19 @@ class VideoExports:
         Returns:
             True when it was written (or, for "frames", started on the pool).
         """
-        run = self._run
+        run = self._clip.run
         if run is None or (kind != "frames" and not run.results):
-            self.panel.set_status("Ask every frame first: there are no answers to export yet.")
+            self._panel.set_status("Ask every frame first: there are no answers to export yet.")
             return False
         stem = Path(run.video.name).stem or "video"
         if kind == "frames":
-            folder = dest or self.choose_folder(self.panel, "Export annotated frames to a folder")
+            ask_for = self._choose_folder()
+            folder = dest or ask_for(self._panel, "Export annotated frames to a folder")
             return folder is not None and self._export_frames(run, folder)
         name_filter = CSV_FILTER if kind == "csv" else JSON_FILTER
         caption = f"Export per-frame results as {kind.upper()}"
-        dest = dest or self.choose_path(self.panel, caption, f"{stem}-frames.{kind}", name_filter)
+        ask_where = self._choose_path()
+        dest = dest or ask_where(self._panel, caption, f"{stem}-frames.{kind}", name_filter)
         if dest is None:
             return False
         try:
@@ -169,9 +187,9 @@ class VideoExports:
         except ExportError as exc:
             self._export_failed(exc.message)
             return False
-        self.message_posted.emit(f"Saved {dest.name}.")
-        self.panel.set_status(f"Saved {dest}.")
-        self.export_finished.emit([dest])
+        self._post(f"Saved {dest.name}.")
+        self._panel.set_status(f"Saved {dest}.")
+        self._finished([dest])
         return True
 
     def _export_frames(self, run: VideoRun, folder: Path) -> bool:
@@ -179,19 +197,19 @@ class VideoExports:
 
         def done(paths: list[Path]) -> None:
             frames = len(paths) - 1
-            self.panel.set_status(f"Saved {frames} annotated frames and boxes.json to {folder}.")
-            self.message_posted.emit(f"Saved {frames} annotated frames.")
-            self.export_finished.emit(paths)
+            self._panel.set_status(f"Saved {frames} annotated frames and boxes.json to {folder}.")
+            self._post(f"Saved {frames} annotated frames.")
+            self._finished(paths)
 
-        self.panel.set_status(f"Writing annotated frames to {folder}…")
-        self._start("export", lambda _c: save_annotated_frames(run, blob_path, folder), done,
-                    self._export_failed)  # fmt: skip
+        self._panel.set_status(f"Writing annotated frames to {folder}…")
+        self._tasks.start("export", lambda _c: save_annotated_frames(run, blob_path, folder),
+                          done, self._export_failed)  # fmt: skip
         return True
 
     def _export_failed(self, sentence: str) -> None:
-        self.panel.set_status(sentence, error=True)
-        self.message_posted.emit(sentence)
-        self.export_finished.emit([])
+        self._panel.set_status(sentence, error=True)
+        self._post(sentence)
+        self._finished([])
 
 
 def _guarded(dest: Path, write: Callable[[], None]) -> None:

@@ -1,12 +1,11 @@
-"""The video controller's saved runs: restore a chat's run on the timeline, open attached clips."""
+"""Saved video runs: a chat's run back on the timeline, and clips opened from the chat."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus, Message, Role
@@ -14,6 +13,7 @@ from app.store.db import StoreError
 from app.store.sessions import SessionStore
 from app.ui.ports import ChatPort
 from app.ui.transcript.view import ChatView
+from app.ui.video.clip_state import ClipState, TaskSlots
 from app.ui.video.panel import VideoPanel
 from app.ui.video.timeline import TimelineFrame
 
@@ -22,36 +22,55 @@ if TYPE_CHECKING:
     from app.core.video.run import VideoRun
 
 
-class VideoRuns:
-    """Mixed into `VideoController`: a run saved in a chat comes back when the chat is opened."""
+class SavedRuns:
+    """A run saved in a chat comes back on the timeline when the chat or its clip is opened.
 
-    # Provided by VideoController.
-    _store: SessionStore
-    _chat: ChatPort
-    _view: ChatView
-    panel: VideoPanel
-    _frames: list[TimelineFrame]
-    _images: list[Attachment]
-    _run: VideoRun | None
-    _run_session: str | None
-    _closed: bool
-    _opening_own_session: bool
-    message_posted: Signal
-    run_restored: Signal
+    Args:
+        store: the session store.
+        chat: the chat (which chat is shown).
+        view: the transcript (which message a clicked clip belongs to).
+        panel: the panel's widgets.
+        clip: the clip shown (shared with the other video components).
+        tasks: the clip's background work (the frames' thumbnails are made there).
+        show_clip: shows a clip with nothing sampled (cancelling the clip's work first).
+        open_video: opens a clip in the panel as a new clip; False when it cannot.
+        clear: shows no clip.
+        present: raises the panel's dock.
+        asking: whether a question about the clip is being answered.
+        post: shows a sentence in the status bar.
+        restored: told the session whose saved run the panel now shows.
+    """
 
-    if TYPE_CHECKING:  # provided by VideoController and VideoAsking
-
-        @property
-        def asking(self) -> bool: ...
-        def open_video(self, attachment: Attachment) -> bool: ...
-        def clear(self) -> None: ...
-        def _show_clip(self, video: Attachment, info: VideoInfo | None) -> None: ...
-        def _present(self) -> None: ...
-        def _on_task_failed(self, sentence: str) -> None: ...
-        def _start(
-            self, slot: str, work: Callable[[Callable[[], bool]], Any],
-            done: Callable[[Any], None], failed: Callable[[str], None],
-        ) -> None: ...  # fmt: skip
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        chat: ChatPort,
+        view: ChatView,
+        panel: VideoPanel,
+        clip: ClipState,
+        tasks: TaskSlots,
+        show_clip: Callable[[Attachment, VideoInfo | None], None],
+        open_video: Callable[[Attachment], bool],
+        clear: Callable[[], None],
+        present: Callable[[], None],
+        asking: Callable[[], bool],
+        post: Callable[[str], None],
+        restored: Callable[[str], None],
+    ) -> None:
+        self._store = store
+        self._chat = chat
+        self._view = view
+        self._panel = panel
+        self._clip = clip
+        self._tasks = tasks
+        self._show_clip = show_clip
+        self._open_video = open_video
+        self._clear = clear
+        self._present = present
+        self._asking = asking
+        self._post = post
+        self._restored = restored
 
     def restore(self, session_id: str, question_id: str | None = None) -> bool:
         """Show a session's saved run (its latest, or the one asked by `question_id`).
@@ -64,21 +83,21 @@ class VideoRuns:
         try:
             messages = self._store.messages(session_id)
         except StoreError as exc:
-            self.message_posted.emit(exc.message)
+            self._post(exc.message)
             return False
         index = next((i for i, m in enumerate(messages) if m.id == question_id), None)
         run = load_video_run(messages, index)
         if run is None:
             return False
         self.show_run(run, session_id, clip_answer(messages, run))
-        self.run_restored.emit(session_id)
+        self._restored(session_id)
         return True
 
     def show_run(self, run: VideoRun, session_id: str, clip_text: str = "") -> None:
         """Put a saved run on the timeline: its frames, answers, boxes and summary."""
         self._show_clip(run.video, run.info)
-        self._run, self._run_session = run, session_id
-        self._frames = [
+        self._clip.run, self._clip.run_session = run, session_id
+        self._clip.frames = [
             TimelineFrame(
                 f.time_s,
                 answer=f.result.answer if f.result else None,
@@ -87,25 +106,48 @@ class VideoRuns:
             )
             for f in run.frames
         ]
-        self._images = [f.image for f in run.frames]
+        self._clip.images = [f.image for f in run.frames]
         if run.info is None and run.frames:
-            self.panel.timeline.set_duration(run.frames[-1].time_s * 1.05 + 0.1)
-        self.panel.set_frames(self._frames)
-        self.panel.question_edit.setText(run.question)
+            self._panel.timeline.set_duration(run.frames[-1].time_s * 1.05 + 0.1)
+        self._panel.set_frames(self._clip.frames)
+        self._panel.question_edit.setText(run.question)
         if run.summary is not None:
-            self.panel.set_answer("Summary", run.summary)
+            self._panel.set_answer("Summary", run.summary)
         elif clip_text:
-            self.panel.set_answer("About the clip", clip_text)
+            self._panel.set_answer("About the clip", clip_text)
         answered = len(run.results)
-        self.panel.set_status(f"Saved run: {answered} of {len(run.frames)} frames answered.")
+        self._panel.set_status(f"Saved run: {answered} of {len(run.frames)} frames answered.")
         self._make_thumbs()
         self._present()
+
+    # -- following the chat ------------------------------------------------------------------
+
+    def follow_chat(self, session_id: str | None) -> None:
+        """Another chat is shown: its saved run (if any) comes back on the timeline."""
+        if session_id is not None and session_id == self._clip.run_session:
+            return
+        restored = session_id is not None and self.restore(session_id)
+        if not restored and self._clip.run is not None:
+            self._clear()  # the run shown belongs to another chat; a clip not asked about stays
+
+    def open_attachment(self, attachment: Attachment | None) -> None:
+        """A video clicked in the composer or the chat opens in the panel (with its run)."""
+        if attachment is None or attachment.kind is not AttachmentKind.VIDEO:
+            return
+        question = next((m for m in self._view.messages() if attachment in m.attachments), None)
+        session_id = self._chat.session_id
+        restorable = question is not None and session_id is not None and not self._asking()
+        if restorable and self.restore(session_id or "", question.id if question else None):
+            return
+        self._open_video(replace(attachment, status=AttachmentStatus.READY))
+
+    # -- internals ---------------------------------------------------------------------------
 
     def _make_thumbs(self) -> None:
         from app.core.video.sampling import thumbnail
 
-        paths = [self._store.blobs.path(a.sha256 or "") for a in self._images]
-        frames = self._frames
+        paths = [self._store.blobs.path(a.sha256 or "") for a in self._clip.images]
+        frames = self._clip.frames
 
         def work(cancelled: Callable[[], bool]) -> list[QImage]:
             images = []
@@ -119,45 +161,16 @@ class VideoRuns:
             return images
 
         def done(images: list[QImage]) -> None:
-            if frames is not self._frames:
+            if frames is not self._clip.frames:
                 return  # another clip or sampling replaced them
             for position, image in enumerate(images):
                 frames[position].thumb = image
-                self.panel.frame_changed(position)
+                self._panel.frame_changed(position)
 
-        self._start("thumbs", work, done, self._on_task_failed)
+        self._tasks.start("thumbs", work, done, self._on_thumbs_failed)
 
-    # -- wiring ------------------------------------------------------------------------------
-
-    def on_chat_session_opened(self, session_id: str | None) -> None:
-        """Another chat is shown: its saved run (if any) comes back on the timeline."""
-        if self._closed or self.asking or self._opening_own_session:
-            return
-        if session_id is not None and session_id == self._run_session:
-            return
-        restored = session_id is not None and self.restore(session_id)
-        if not restored and self._run is not None:
-            self.clear()  # the run shown belongs to another chat; a clip not asked about stays
-
-    def on_ingest_finished(self, _job_id: int, attachments: Sequence[Attachment]) -> None:
-        """Open a dropped or attached video in the panel (the last one, when several came)."""
-        videos = [
-            a for a in attachments
-            if a.kind is AttachmentKind.VIDEO and a.status is AttachmentStatus.READY
-        ]  # fmt: skip
-        if videos:
-            self.open_video(videos[-1])
-
-    def on_attachment_activated(self, attachment: Attachment | None) -> None:
-        """A video clicked in the composer or the chat opens in the panel (with its run)."""
-        if attachment is None or attachment.kind is not AttachmentKind.VIDEO:
-            return
-        question = next((m for m in self._view.messages() if attachment in m.attachments), None)
-        session_id = self._chat.session_id
-        restorable = question is not None and session_id is not None and not self.asking
-        if restorable and self.restore(session_id or "", question.id if question else None):
-            return
-        self.open_video(replace(attachment, status=AttachmentStatus.READY))
+    def _on_thumbs_failed(self, sentence: str) -> None:
+        self._panel.set_status(sentence, error=True)
 
 
 def clip_answer(messages: Sequence[Message], run: VideoRun) -> str:
