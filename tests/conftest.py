@@ -1,11 +1,15 @@
-"""Suite-wide guards: Qt runs offscreen, and no test may leave a thread running behind it."""
+"""Suite-wide guards and fixtures: Qt runs offscreen, no test may leave a thread running behind
+it, and one tiny Llama 4 folder is built per session for every test that needs a real model."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,14 +35,16 @@ def _no_leaked_threads():
     """Fail a test that leaves a Python thread (or an inference worker thread) running."""
     before = set(threading.enumerate())
     yield
+    # Threads that are ending get up to 2 s in all: join them (not poll) until the deadline.
     deadline = time.monotonic() + 2.0
     while True:
         leaked = [
             t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
         ]
-        if not leaked or time.monotonic() > deadline:
+        left = deadline - time.monotonic()
+        if not leaked or left <= 0:
             break
-        time.sleep(0.02)
+        leaked[0].join(left)
     assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"
 
 
@@ -49,3 +55,31 @@ def _no_running_worker_threads():
     worker = sys.modules.get("app.ui.tasks.inference_worker")
     if worker is not None:
         assert worker.running_worker_threads() == 0, "test left an inference worker thread running"
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (relative path) and the SHA-256 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A complete tiny random Llama 4 folder (bf16 safetensors shards, processor, configs).
+
+    Built once per test session and shared by every test that needs a real model folder, so no
+    test may change it: a test that needs a variant (another config, a damaged or extra file)
+    copies it first (`shutil.copytree(tiny_model, tmp_path / "model")`). The folder is checked
+    at the end of the session, and a change fails the run.
+    """
+    from app.inference.tiny import build_tiny_llama4
+
+    folder = build_tiny_llama4(tmp_path_factory.mktemp("tiny-llama4") / "model")
+    built = _fingerprint(folder)
+    yield folder
+    assert _fingerprint(folder) == built, (
+        "a test changed the shared tiny model folder; copy it (shutil.copytree) and change the copy"
+    )

@@ -25,13 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from app.inference.tiny import build_tiny_llama4
-
-    return build_tiny_llama4(tmp_path_factory.mktemp("ask-model") / "model")
-
-
 @pytest.fixture
 def photo(tmp_path) -> Path:
     path = tmp_path / "photo.jpg"
@@ -249,7 +242,7 @@ def test_doc_folder_lists_every_file_with_status_reason_and_tokens(tmp_path, tin
 
 
 def test_doc_pdf_is_a_used_document_with_tokens(tmp_path, tiny_model, capsys):
-    from tests.core.pdf_samples import text_pdf
+    from tests.helpers.pdf_samples import text_pdf
 
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(text_pdf(["Revenue grew by 12 percent.", "Costs fell."]))
@@ -261,7 +254,7 @@ def test_doc_pdf_is_a_used_document_with_tokens(tmp_path, tiny_model, capsys):
 
 
 def test_a_password_protected_pdf_exits_3_naming_it(tmp_path, tiny_model, capsys):
-    from tests.core.pdf_samples import encrypted_pdf
+    from tests.helpers.pdf_samples import encrypted_pdf
 
     pdf = tmp_path / "secret.pdf"
     pdf.write_bytes(encrypted_pdf(["hidden"], user_password="pw"))
@@ -271,7 +264,7 @@ def test_a_password_protected_pdf_exits_3_naming_it(tmp_path, tiny_model, capsys
 
 
 def test_video_is_seen_through_five_frames_with_their_times(tmp_path, tiny_model, capsys):
-    from tests.core.test_core_video_clips import write_clip
+    from tests.helpers.video_clips import write_clip
 
     clip = tmp_path / "clip.avi"
     write_clip(clip)

@@ -29,13 +29,6 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 LOCK_HELD_S = 12.0
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from app.inference.tiny import build_tiny_llama4
-
-    return build_tiny_llama4(tmp_path_factory.mktemp("store-failure-model") / "model")
-
-
 def _ask(data_dir: Path, model: Path, tokens: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "ask", "--model",

@@ -12,18 +12,11 @@ from app.cli import main
 from app.core.messages import AttachmentKind, Role
 from app.core.video.run import load_video_run
 from app.store.sessions import SessionStore
-from tests.core.test_core_video_clips import CUT_FRAME, FPS, FRAMES, write_clip
+from tests.helpers.video_clips import CUT_FRAME, FPS, FRAMES, write_clip
 
 
 def test_video_is_a_registered_subcommand():
     assert cli._SUBCOMMANDS["video"][0] == "app.commands.video"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from app.inference.tiny import build_tiny_llama4
-
-    return build_tiny_llama4(tmp_path_factory.mktemp("video-model") / "model")
 
 
 @pytest.fixture

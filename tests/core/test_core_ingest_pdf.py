@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pypdfium2 as pdfium
-from pdf_samples import DATA, encrypted_pdf, many_pages_pdf, text_pdf
 from PIL import Image
 
 from app.core.documents import DocumentSource, document_from_json
@@ -13,6 +12,7 @@ from app.core.ingest import ingest_path, needs_password, render_pdf_pages
 from app.core.ingest.pdf import PdfLimits, ingest_pdf
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
 from app.store.blobs import BlobStore
+from tests.helpers.pdf_samples import DATA, encrypted_pdf, many_pages_pdf, text_pdf
 
 PAGES = ["Quarterly report\nRevenue rose 12 percent.", "Costs (table)\nRent 4,000", "Outlook"]
 

@@ -17,7 +17,7 @@ from app.core.video.child import run_video_worker
 from app.core.video.data import VideoCancelled, VideoError, VideoInfo
 from app.core.video.probe import check_outcome
 from app.store.blobs import BlobStore
-from tests.core.test_core_video_clips import FPS, FRAMES, SIZE, write_clip
+from tests.helpers.video_clips import FPS, FRAMES, SIZE, write_clip
 
 
 def _only(attachments: list[Attachment]) -> Attachment:

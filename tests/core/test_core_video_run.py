@@ -23,7 +23,7 @@ from app.core.video.run import load_video_run, run_json, save_frame_answer, save
 from app.core.video.sampling import sample_frames
 from app.core.video.timecode import format_time, frame_name, parse_frame_name, parse_time
 from app.store.sessions import SessionStore
-from tests.core.test_core_video_clips import write_clip
+from tests.helpers.video_clips import write_clip
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from app.core.video.data import Sampling, SamplingMode, VideoInfo
 from app.core.video.probe import probe_video
 from app.core.video.sampling import JPEG_QUALITY, frame_at, plan_times, sample_frames
-from tests.core.test_core_video_clips import (
+from tests.helpers.video_clips import (
     CUT_FRAME,
     FPS,
     FRAMES,

@@ -57,13 +57,13 @@ def test_over_budget_says_by_how_much() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [(56, 56), (30, 20), (120, 80), (80, 300), (1000, 990), (7, 500)])
-def test_tiny_image_tokens_match_the_processor(tiny_model_dir: Path, size: tuple[int, int]) -> None:
+def test_tiny_image_tokens_match_the_processor(tiny_model: Path, size: tuple[int, int]) -> None:
     from PIL import Image
     from transformers import AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(tiny_model_dir, local_files_only=True)
+    processor = AutoProcessor.from_pretrained(tiny_model, local_files_only=True)
     tiling = ImageTiling.from_processor(processor)
-    assert tiling == ImageTiling.from_folder(tiny_model_dir)
+    assert tiling == ImageTiling.from_folder(tiny_model)
     inputs = processor(text="<|image|>", images=[Image.new("RGB", size)], add_special_tokens=False)
     assert image_tokens(*size, tiling) == len(inputs["input_ids"][0])
 

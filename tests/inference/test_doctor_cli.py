@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.commands import doctor, prepare_model
-from tests.inference.scout_config import SCOUT_CONFIG
+from tests.helpers.scout_config import SCOUT_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_FIELDS = {"model_type", "problems", "estimated_weight_bytes", "fits"}
@@ -30,8 +30,8 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def test_doctor_json_on_a_good_folder(tiny_model_dir):
-    done = _cli("doctor", "--model", str(tiny_model_dir), "--json")
+def test_doctor_json_on_a_good_folder(tiny_model):
+    done = _cli("doctor", "--model", str(tiny_model), "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result.keys() >= CONTRACT_FIELDS
@@ -45,7 +45,7 @@ def test_doctor_json_on_a_good_folder(tiny_model_dir):
         assert result["fits"] is None
 
 
-def test_doctor_broken_folder_exits_4_without_traceback(tiny_model_dir, tmp_path):
+def test_doctor_broken_folder_exits_4_without_traceback(tiny_model, tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(SCOUT_CONFIG))
@@ -58,11 +58,11 @@ def test_doctor_broken_folder_exits_4_without_traceback(tiny_model_dir, tmp_path
     assert any("no tokenizer.json" in p for p in problems)
 
 
-def test_doctor_text_report(tiny_model_dir, capsys):
-    args = argparse.Namespace(model=str(tiny_model_dir), quantization="bf16", json=False)
+def test_doctor_text_report(tiny_model, capsys):
+    args = argparse.Namespace(model=str(tiny_model), quantization="bf16", json=False)
     assert doctor.run(args) == 0
     out = capsys.readouterr().out
-    assert f"Model folder: {tiny_model_dir}" in out
+    assert f"Model folder: {tiny_model}" in out
     assert "model type llama4, checkpoint bf16-fused" in out
     assert "OK: the folder can be loaded." in out
 
@@ -83,16 +83,16 @@ def test_doctor_text_names_problems(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_prepare_model_command_prints_a_line_per_shard(tiny_model_dir, tmp_path, capsys):
+def test_prepare_model_command_prints_a_line_per_shard(tiny_model, tmp_path, capsys):
     dst = tmp_path / "prepared"
-    args = argparse.Namespace(src=tiny_model_dir, dst=dst, quantization="nf4")
+    args = argparse.Namespace(src=tiny_model, dst=dst, quantization="nf4")
     assert prepare_model.run(args) == 0
     out = capsys.readouterr().out.splitlines()
     shard_lines = [line for line in out if line.startswith("[")]
     assert [line.split("]")[0] for line in shard_lines] == ["[1/3", "[2/3", "[3/3"]
     assert all(" written; " in line for line in shard_lines)
     assert out[-1].startswith(f"Done: {dst} (3 shards")
-    again = argparse.Namespace(src=tiny_model_dir, dst=tmp_path / "busy", quantization="nf4")
+    again = argparse.Namespace(src=tiny_model, dst=tmp_path / "busy", quantization="nf4")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("x")
     assert prepare_model.run(again) == 3

@@ -16,7 +16,7 @@ from app.inference.estimate import (
     moe_layers,
     working_margin_bytes,
 )
-from tests.inference.scout_config import SCOUT_CONFIG
+from tests.helpers.scout_config import SCOUT_CONFIG
 
 
 def test_scout_parameter_count_is_109_billion():
@@ -70,11 +70,11 @@ def test_working_margin_counts_kv_cache_activations_and_context():
     assert longer > margin
 
 
-def test_tiny_folder_count_matches_its_safetensors_headers(tiny_model_dir):
-    config = json.loads((tiny_model_dir / "config.json").read_text())
+def test_tiny_folder_count_matches_its_safetensors_headers(tiny_model):
+    config = json.loads((tiny_model / "config.json").read_text())
     declared = 0
-    for shard in shard_names(tiny_model_dir):
-        header = read_header(tiny_model_dir / shard)
+    for shard in shard_names(tiny_model):
+        header = read_header(tiny_model / shard)
         declared += sum(math.prod(t.shape) for t in header.tensors.values())
     assert estimate_weights(config, "bf16", fused_experts=True).total_params == declared
 

@@ -32,13 +32,13 @@ def _engine(folder: Path) -> LocalLlama4Engine:
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def engine(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """The tiny model with Scout-like attention chunks (longer than any prompt here).
 
     The tiny folder's 64-token chunks are shorter than one image prompt; Scout's are 8,192.
     """
     folder = tmp_path_factory.mktemp("frames-model") / "model"
-    shutil.copytree(tiny_model_dir, folder)
+    shutil.copytree(tiny_model, folder)
     config = json.loads((folder / "config.json").read_text())
     config["text_config"]["attention_chunk_size"] = 4096
     (folder / "config.json").write_text(json.dumps(config))
@@ -48,8 +48,8 @@ def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def short_chunk_engine(tiny_model_dir: Path) -> Iterator[LocalLlama4Engine]:
-    engine = _engine(tiny_model_dir)
+def short_chunk_engine(tiny_model: Path) -> Iterator[LocalLlama4Engine]:
+    engine = _engine(tiny_model)
     yield engine
     engine.unload()
 
@@ -150,7 +150,7 @@ def test_the_summary_is_one_text_prompt(engine) -> None:
     assert result.timings.completion_tokens == 4 and result.timings.prompt_tokens > 40
 
 
-def test_an_unloaded_engine_is_a_model_error(tiny_model_dir, mixed_frames) -> None:
-    idle = LocalLlama4Engine(tiny_model_dir, quantization="bf16", device="cpu")
+def test_an_unloaded_engine_is_a_model_error(tiny_model, mixed_frames) -> None:
+    idle = LocalLlama4Engine(tiny_model, quantization="bf16", device="cpu")
     with pytest.raises(ModelError):
         list(answer_frames(idle, "Q", mixed_frames, "clip.mp4", CancelToken()))

@@ -238,8 +238,8 @@ def test_read_model_json_refuses_huge_and_unreadable_files(tmp_path, monkeypatch
     assert caught.value.problem is JsonProblem.UNREADABLE
 
 
-def test_read_model_json_returns_a_real_config(tiny_model_dir):
-    assert read_model_json(tiny_model_dir / "config.json")["model_type"] == "llama4"
+def test_read_model_json_returns_a_real_config(tiny_model):
+    assert read_model_json(tiny_model / "config.json")["model_type"] == "llama4"
 
 
 # -- the readers -----------------------------------------------------------------------------
@@ -248,20 +248,20 @@ def test_read_model_json_returns_a_real_config(tiny_model_dir):
 @pytest.mark.parametrize(
     "case", ["metadata list", "metadata number", "header nested objects", "dtype an object"]
 )
-def test_read_header_refuses_hostile_headers(tiny_model_dir, tmp_path, case):
-    folder = _hostile_copy(tiny_model_dir, tmp_path / "model", case)
+def test_read_header_refuses_hostile_headers(tiny_model, tmp_path, case):
+    folder = _hostile_copy(tiny_model, tmp_path / "model", case)
     with pytest.raises(CheckpointError) as caught:
         read_header(folder / SHARD)
     assert HOSTILE[case][1] in caught.value.message
 
 
-def test_tiling_falls_back_to_scout_s_values_for_hostile_files(tiny_model_dir, tmp_path):
+def test_tiling_falls_back_to_scout_s_values_for_hostile_files(tiny_model, tmp_path):
     # The context meter reads the tiling without preflight; it must keep working.
-    good = ImageTiling.from_folder(tiny_model_dir)
-    folder = _hostile_copy(tiny_model_dir, tmp_path / "model", "processor_config deep")
+    good = ImageTiling.from_folder(tiny_model)
+    folder = _hostile_copy(tiny_model, tmp_path / "model", "processor_config deep")
     HOSTILE["config list"][0](folder)
     assert ImageTiling.from_folder(folder) == ImageTiling()
-    folder = _hostile_copy(tiny_model_dir, tmp_path / "other", "size a list")
+    folder = _hostile_copy(tiny_model, tmp_path / "other", "size a list")
     HOSTILE["patch_size an object"][0](folder)
     tiling = ImageTiling.from_folder(folder)
     assert tiling.tile == ImageTiling.tile and tiling.patch == ImageTiling.patch
@@ -280,8 +280,8 @@ def test_working_margin_refuses_values_of_the_wrong_type(key, value):
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_preflight_lists_each_hostile_file_as_a_problem(tiny_model_dir, tmp_path, case):
-    folder = _hostile_copy(tiny_model_dir, tmp_path / "model", case)
+def test_preflight_lists_each_hostile_file_as_a_problem(tiny_model, tmp_path, case):
+    folder = _hostile_copy(tiny_model, tmp_path / "model", case)
     report = check_model_folder(folder, "nf4")
     expected = HOSTILE[case][1]
     assert any(expected in p for p in report.problems), report.problems
@@ -300,8 +300,8 @@ def test_preflight_lists_each_hostile_file_as_a_problem(tiny_model_dir, tmp_path
         "preprocessor_config list",
     ],
 )
-def test_doctor_json_reports_the_problem_and_exits_4(tiny_model_dir, tmp_path, case):
-    folder = _hostile_copy(tiny_model_dir, tmp_path / "model", case)
+def test_doctor_json_reports_the_problem_and_exits_4(tiny_model, tmp_path, case):
+    folder = _hostile_copy(tiny_model, tmp_path / "model", case)
     done = _cli("doctor", "--model", str(folder), "--json")
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr
@@ -318,8 +318,8 @@ def _ask(folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["config deep", "config list", "metadata list", "eos a string"])
-def test_ask_refuses_a_hostile_folder_with_one_sentence(tiny_model_dir, tmp_path, case):
-    folder = _hostile_copy(tiny_model_dir, tmp_path / "model", case)
+def test_ask_refuses_a_hostile_folder_with_one_sentence(tiny_model, tmp_path, case):
+    folder = _hostile_copy(tiny_model, tmp_path / "model", case)
     done = _ask(folder, tmp_path)
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr
@@ -338,10 +338,8 @@ def test_ask_refuses_a_hostile_folder_with_one_sentence(tiny_model_dir, tmp_path
     ],
     ids=["tokenizer.json deep", "transformers-only field"],
 )
-def test_ask_turns_what_only_loading_finds_into_one_sentence(
-    tiny_model_dir, tmp_path, edit, expected
-):
-    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+def test_ask_turns_what_only_loading_finds_into_one_sentence(tiny_model, tmp_path, edit, expected):
+    folder = Path(shutil.copytree(tiny_model, tmp_path / "model"))
     edit(folder)
     assert check_model_folder(folder, "bf16").problems == []
     done = _ask(folder, tmp_path)

@@ -76,9 +76,11 @@ def test_prefix_cache_matches_only_an_unchanged_history() -> None:
     assert prefix.reusable([1, 2, 3, 4]) == 2
     assert prefix.reusable([1, 2]) == 2  # regenerate: same prompt
     assert prefix.reusable([1, 9, 3]) == 0  # edited history
-    copy = prefix.copy()
-    copy["kv"].append(2)
-    assert prefix.copy() == {"kv": [1]}  # generation never grows the kept cache
+    kept = {"kv": [1]}
+    prefix.store([1, 2], kept)
+    assert prefix.take() is kept  # handed over, never copied (one KV cache in the engine)
+    assert prefix.reusable([1, 2, 3]) == 0 and prefix.take() is None  # until stored again
+    prefix.store([1, 2], kept)
     prefix.clear()
     assert prefix.reusable([1, 2, 3]) == 0
 

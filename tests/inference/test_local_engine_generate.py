@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path) -> Iterator[LocalLlama4Engine]:
-    engine = LocalLlama4Engine(tiny_model_dir, quantization="bf16", device="cpu")
+def engine(tiny_model: Path) -> Iterator[LocalLlama4Engine]:
+    engine = LocalLlama4Engine(tiny_model, quantization="bf16", device="cpu")
     engine.load(lambda _p: None, CancelToken())
     yield engine
     engine.unload()
@@ -192,7 +192,7 @@ def test_more_than_five_images_keeps_the_last_five(engine, photos) -> None:
 
 
 def test_follow_up_reuses_the_cache_and_answers_exactly_as_a_full_prefill(
-    engine, tiny_model_dir, photos
+    engine, tiny_model, photos
 ) -> None:
     first = (user("What is in this picture?", photos[0]),)
     answer, _ = ask(engine, first, max_new_tokens=8)
@@ -201,7 +201,7 @@ def test_follow_up_reuses_the_cache_and_answers_exactly_as_a_full_prefill(
     reused_ids = list(engine.last_token_ids)
     assert engine.last_prefill_tokens < reused.timings.prompt_tokens // 2
 
-    fresh = LocalLlama4Engine(tiny_model_dir, quantization="bf16", device="cpu")
+    fresh = LocalLlama4Engine(tiny_model, quantization="bf16", device="cpu")
     fresh.load(lambda _p: None, CancelToken())
     try:
         _, full = ask(fresh, follow, max_new_tokens=8)
@@ -233,8 +233,8 @@ def test_sampling_defaults_come_from_the_model(engine) -> None:
     assert result.timings.completion_tokens <= 3
 
 
-def test_load_can_be_cancelled_midway_and_retried(tiny_model_dir) -> None:
-    engine = LocalLlama4Engine(tiny_model_dir, quantization="bf16", device="cpu")
+def test_load_can_be_cancelled_midway_and_retried(tiny_model) -> None:
+    engine = LocalLlama4Engine(tiny_model, quantization="bf16", device="cpu")
     cancel = CancelToken()
     seen = []
 

@@ -87,27 +87,27 @@ def _load(folder: Path, quantization: str, moe: str = "sparse") -> Any:
     return load_llama4(folder, quantization, "cpu", lambda _p: None, CancelToken(), moe=moe)
 
 
-def test_bf16_fused_experts_give_stock_answers(tiny_model_dir: Path) -> None:
-    loaded = _load(tiny_model_dir, "bf16")
+def test_bf16_fused_experts_give_stock_answers(tiny_model: Path) -> None:
+    loaded = _load(tiny_model, "bf16")
     experts = _moe_layers(loaded.model)[0].experts
     assert experts.gate_up_proj.dim() == 3  # the fused layout: the bmm-free slice path
     _assert_same_answers(loaded.model)
 
 
-def test_nf4_on_the_fly_gives_stock_answers(tiny_model_dir: Path) -> None:
+def test_nf4_on_the_fly_gives_stock_answers(tiny_model: Path) -> None:
     # Attention and shared expert in NF4 (bitsandbytes CPU backend); fused experts stay bf16.
-    loaded = _load(tiny_model_dir, "nf4")
+    loaded = _load(tiny_model, "nf4")
     assert type(_moe_layers(loaded.model)[0].shared_expert.up_proj).__name__ == "Linear4bit"
     _assert_same_answers(loaded.model)
 
 
 def test_per_expert_nf4_calls_only_chosen_experts(
-    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from app.inference.prepare import prepare_model
 
     folder = tmp_path_factory.mktemp("moe-nf4") / "nf4"
-    prepare_model(tiny_model_dir, folder, "nf4", device="cpu")
+    prepare_model(tiny_model, folder, "nf4", device="cpu")
     model = _load(folder, "nf4").model
     moe = _moe_layers(model)[0]
     assert type(moe.experts).__name__ == "SequentialLlama4TextExperts"
@@ -146,16 +146,16 @@ def test_top2_routing_gives_stock_answers() -> None:
     _assert_same_answers(model.to(torch.bfloat16).eval())
 
 
-def test_engine_passes_its_moe_mode_to_the_loader(tiny_model_dir: Path) -> None:
+def test_engine_passes_its_moe_mode_to_the_loader(tiny_model: Path) -> None:
     for mode in ("stock", "sparse"):
-        engine = LocalLlama4Engine(tiny_model_dir, quantization="bf16", device="cpu", moe=mode)
+        engine = LocalLlama4Engine(tiny_model, quantization="bf16", device="cpu", moe=mode)
         engine.load(lambda _p: None, CancelToken())
         try:
             layers = _moe_layers(engine.loaded.model)  # type: ignore[union-attr]
             assert len(layers) == 4 and {moe_mode(m) for m in layers} == {mode}
         finally:
             engine.unload()
-    assert LocalLlama4Engine(tiny_model_dir).moe == "sparse"
+    assert LocalLlama4Engine(tiny_model).moe == "sparse"
 
 
 def test_unknown_modes_and_layouts_are_refused_or_left_stock() -> None:

@@ -15,12 +15,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("quantization", ["nf4", "int8"])
 def test_quantized_load_keeps_the_router_in_bf16_and_generates(
-    tiny_model_dir: Path, quantization: str
+    tiny_model: Path, quantization: str
 ) -> None:
     import bitsandbytes as bnb
     import torch
 
-    engine = LocalLlama4Engine(tiny_model_dir, quantization=quantization, device="cpu")
+    engine = LocalLlama4Engine(tiny_model, quantization=quantization, device="cpu")
     engine.load(lambda _p: None, CancelToken())
     try:
         model = engine.loaded.model  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ import pytest
 
 from app.inference.estimate import GB
 from app.inference.preflight import PREPARE_STATE_NAME, check_model_folder
-from tests.inference.scout_config import SCOUT_CONFIG
+from tests.helpers.scout_config import SCOUT_CONFIG
 
 FREE_H100 = 79 * GB
 
@@ -58,12 +58,12 @@ def scout_skeleton(folder: Path, *, per_expert: bool, quantization_config: dict 
 
 
 @pytest.fixture
-def tiny_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+def tiny_copy(tiny_model: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_model, tmp_path / "model"))
 
 
-def test_tiny_folder_passes(tiny_model_dir):
-    report = check_model_folder(tiny_model_dir, "nf4", free_gpu_bytes=FREE_H100)
+def test_tiny_folder_passes(tiny_model):
+    report = check_model_folder(tiny_model, "nf4", free_gpu_bytes=FREE_H100)
     assert report.problems == []
     assert report.model_type == "llama4"
     assert report.checkpoint_kind == "bf16-fused"
@@ -71,8 +71,8 @@ def test_tiny_folder_passes(tiny_model_dir):
     assert 0 < report.estimated_weight_bytes < 5_000_000
 
 
-def test_no_gpu_means_fits_unknown(tiny_model_dir):
-    assert check_model_folder(tiny_model_dir, "bf16").fits is None
+def test_no_gpu_means_fits_unknown(tiny_model):
+    assert check_model_folder(tiny_model, "bf16").fits is None
 
 
 def test_missing_and_non_folder(tmp_path):

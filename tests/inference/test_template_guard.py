@@ -57,10 +57,10 @@ def _copy_with_template(source: Path, dest: Path, template: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def processor(tiny_model_dir: Path):
+def processor(tiny_model: Path):
     from transformers import AutoProcessor
 
-    return AutoProcessor.from_pretrained(tiny_model_dir, local_files_only=True)
+    return AutoProcessor.from_pretrained(tiny_model, local_files_only=True)
 
 
 @pytest.fixture
@@ -71,9 +71,9 @@ def photo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def looping_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def looping_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _copy_with_template(
-        tiny_model_dir, tmp_path_factory.mktemp("looping") / "model", NESTED_LOOP
+        tiny_model, tmp_path_factory.mktemp("looping") / "model", NESTED_LOOP
     )
 
 
@@ -234,9 +234,9 @@ def _stderr_lines(done: subprocess.CompletedProcess) -> list[str]:
     ids=["nested loop", "sandbox escape"],
 )
 def test_ask_with_a_hostile_template_exits_4_with_one_line(
-    tiny_model_dir, tmp_path, template, expected
+    tiny_model, tmp_path, template, expected
 ):
-    folder = _copy_with_template(tiny_model_dir, tmp_path / "model", template)
+    folder = _copy_with_template(tiny_model, tmp_path / "model", template)
     done = _ask(folder, tmp_path)
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr

@@ -12,8 +12,8 @@ from app.inference.tiny import PAD_TOKEN, SPECIAL_TOKENS, special_token_ids, tin
 pytestmark = pytest.mark.slow
 
 
-def test_folder_has_every_file_a_scout_folder_has(tiny_model_dir: Path) -> None:
-    names = {p.name for p in tiny_model_dir.iterdir()}
+def test_folder_has_every_file_a_scout_folder_has(tiny_model: Path) -> None:
+    names = {p.name for p in tiny_model.iterdir()}
     assert {
         "config.json",
         "generation_config.json",
@@ -23,15 +23,15 @@ def test_folder_has_every_file_a_scout_folder_has(tiny_model_dir: Path) -> None:
         "chat_template.jinja",
         "model.safetensors.index.json",
     } <= names
-    index = json.loads((tiny_model_dir / "model.safetensors.index.json").read_text())
+    index = json.loads((tiny_model / "model.safetensors.index.json").read_text())
     shards = set(index["weight_map"].values())
     assert len(shards) > 1
-    assert all((tiny_model_dir / s).is_file() for s in shards)
-    assert not list(tiny_model_dir.glob("*.bin"))
+    assert all((tiny_model / s).is_file() for s in shards)
+    assert not list(tiny_model.glob("*.bin"))
 
 
-def test_config_has_scouts_layer_pattern(tiny_model_dir: Path) -> None:
-    config = json.loads((tiny_model_dir / "config.json").read_text())
+def test_config_has_scouts_layer_pattern(tiny_model: Path) -> None:
+    config = json.loads((tiny_model / "config.json").read_text())
     assert config["model_type"] == "llama4"
     text = config["text_config"]
     assert text["layer_types"] == ["chunked_attention"] * 3 + ["full_attention"]
@@ -43,17 +43,17 @@ def test_config_has_scouts_layer_pattern(tiny_model_dir: Path) -> None:
     assert config["image_token_index"] == special_token_ids()["<|patch|>"]
 
 
-def test_generation_config_is_scouts(tiny_model_dir: Path) -> None:
-    gen = json.loads((tiny_model_dir / "generation_config.json").read_text())
+def test_generation_config_is_scouts(tiny_model: Path) -> None:
+    gen = json.loads((tiny_model / "generation_config.json").read_text())
     ids = special_token_ids()
     assert gen["do_sample"] is True and gen["temperature"] == 0.6 and gen["top_p"] == 0.9
     assert gen["eos_token_id"] == [ids["<|end_of_text|>"], ids["<|eom|>"], ids["<|eot|>"]]
 
 
-def test_special_tokens_keep_metas_order_and_are_single_tokens(tiny_model_dir: Path) -> None:
+def test_special_tokens_keep_metas_order_and_are_single_tokens(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model, local_files_only=True)
     ids = special_token_ids()
     # Same offsets as Scout (200000 + offset): eot 200008, image 200090, patch 200092.
     base = ids["<|begin_of_text|>"]
@@ -69,10 +69,10 @@ def test_special_tokens_keep_metas_order_and_are_single_tokens(tiny_model_dir: P
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
 
 
-def test_chat_template_renders_llama4_turns(tiny_model_dir: Path) -> None:
+def test_chat_template_renders_llama4_turns(tiny_model: Path) -> None:
     from transformers import AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(tiny_model_dir, local_files_only=True)
+    processor = AutoProcessor.from_pretrained(tiny_model, local_files_only=True)
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What?"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},

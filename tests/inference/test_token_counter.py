@@ -17,10 +17,10 @@ from app.inference.token_counter import (
 )
 
 
-def test_counts_match_the_folders_tokenizer_without_special_tokens(tiny_model_dir: Path) -> None:
-    counter = load_counter(tiny_model_dir)
+def test_counts_match_the_folders_tokenizer_without_special_tokens(tiny_model: Path) -> None:
+    counter = load_counter(tiny_model)
     assert isinstance(counter, TokenCounter) and counter.exact
-    reference = Tokenizer.from_file(str(tiny_model_dir / "tokenizer.json"))
+    reference = Tokenizer.from_file(str(tiny_model / "tokenizer.json"))
     for text in ["hello world", "def main():\n    return 0\n", "Ünïcödé ✓ 42"]:
         assert counter.count(text) == len(reference.encode(text, add_special_tokens=False).ids)
     # The tokenizer adds <|begin_of_text|> on its own; a count of text leaves it out.
@@ -28,11 +28,11 @@ def test_counts_match_the_folders_tokenizer_without_special_tokens(tiny_model_di
     assert counter.count("") == 0
 
 
-def test_a_long_text_is_counted_in_pieces_close_to_one_encode(tiny_model_dir: Path) -> None:
-    counter = load_counter(tiny_model_dir)
+def test_a_long_text_is_counted_in_pieces_close_to_one_encode(tiny_model: Path) -> None:
+    counter = load_counter(tiny_model)
     text = "".join(f"line {n}: the quick brown fox\n" for n in range(20_000))
     whole = len(
-        Tokenizer.from_file(str(tiny_model_dir / "tokenizer.json"))
+        Tokenizer.from_file(str(tiny_model / "tokenizer.json"))
         .encode(text, add_special_tokens=False)
         .ids
     )
@@ -51,11 +51,11 @@ def test_no_folder_or_no_usable_tokenizer_falls_back_to_the_estimate(tmp_path: P
     assert counter.count("abcdefghi") == estimate_tokens("abcdefghi") == 3
 
 
-def test_loading_and_counting_import_neither_torch_nor_transformers(tiny_model_dir: Path) -> None:
+def test_loading_and_counting_import_neither_torch_nor_transformers(tiny_model: Path) -> None:
     script = (
         "import sys\n"
         "from app.inference.token_counter import load_counter\n"
-        f"counter = load_counter({str(tiny_model_dir)!r})\n"
+        f"counter = load_counter({str(tiny_model)!r})\n"
         "assert counter.exact and counter.count('hello') > 0\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'\n"
     )

@@ -14,13 +14,13 @@ from PIL import Image
 pytestmark = pytest.mark.slow
 
 
-def test_forward_and_generate_with_an_image(tiny_model_dir: Path) -> None:
+def test_forward_and_generate_with_an_image(tiny_model: Path) -> None:
     import torch
     from transformers import AutoProcessor, Llama4ForConditionalGeneration
 
-    processor = AutoProcessor.from_pretrained(tiny_model_dir, local_files_only=True)
+    processor = AutoProcessor.from_pretrained(tiny_model, local_files_only=True)
     model = Llama4ForConditionalGeneration.from_pretrained(
-        tiny_model_dir,
+        tiny_model,
         local_files_only=True,
         use_safetensors=True,
         dtype=torch.bfloat16,
@@ -60,13 +60,13 @@ def test_forward_and_generate_with_an_image(tiny_model_dir: Path) -> None:
     assert int(generated[0, ids.shape[1]]) == int(out.logits[0, -1].float().argmax())
 
 
-def test_text_only_generate(tiny_model_dir: Path) -> None:
+def test_text_only_generate(tiny_model: Path) -> None:
     import torch
     from transformers import AutoProcessor, Llama4ForConditionalGeneration
 
-    processor = AutoProcessor.from_pretrained(tiny_model_dir, local_files_only=True)
+    processor = AutoProcessor.from_pretrained(tiny_model, local_files_only=True)
     model = Llama4ForConditionalGeneration.from_pretrained(
-        tiny_model_dir, local_files_only=True, dtype=torch.bfloat16, attn_implementation="sdpa"
+        tiny_model, local_files_only=True, dtype=torch.bfloat16, attn_implementation="sdpa"
     ).eval()
     ids = processor.tokenizer("Hello there, how are you?", return_tensors="pt")["input_ids"]
     # Longer than a 64-token attention chunk: the chunked layers' cache must roll over.

@@ -9,7 +9,7 @@ from app.core.documents import load_document
 from app.core.ingest import ingest_path
 from app.store.export import export_session, import_session
 from app.store.sessions import SessionStore
-from tests.core.pdf_samples import text_pdf
+from tests.helpers.pdf_samples import text_pdf
 
 
 def _chat_with_pdf(store: SessionStore, tmp_path: Path, title: str) -> tuple[str, str, str]:

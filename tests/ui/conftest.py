@@ -6,9 +6,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QWidget
 
 from app.core.settings import Settings
 from app.inference.scripted import Reply, ScriptedEngine
@@ -16,9 +13,9 @@ from app.store.sessions import SessionStore
 from app.ui.shell.main_window import MainWindow
 from app.ui.tasks.inference_worker import running_worker_threads
 
-# The offscreen platform cannot resize windows to their size hints and says so for every layout
-# change of a top-level window; that is a limit of the test platform, not a bug of ours.
-OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
+# drop_files lives in tests.helpers.offscreen; it is re-exported here for the video UI tests
+# (tests/ui/test_ui_video_*.py) that still import it from this conftest.
+from tests.helpers.offscreen import OFFSCREEN_NOISE, drop_files  # noqa: F401 (re-exported)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -91,26 +88,3 @@ def open_window(qtbot, data_dir: Path, open_store) -> Iterator[WindowFactory]:
     for window in windows:
         window.close()
         window.deleteLater()
-
-
-def drop_files(target: QWidget, paths: Sequence[Path]) -> tuple[QDragEnterEvent, QDropEvent]:
-    """Drag local files onto `target` and drop them, as a file manager would.
-
-    Qt delivers a drop only to a widget that accepted the drag's enter event, so both are sent.
-
-    Returns:
-        The enter and drop events (to check they were accepted).
-    """
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    args = (
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    enter = QDragEnterEvent(QPoint(20, 20), *args)
-    QApplication.sendEvent(target, enter)
-    drop = QDropEvent(QPointF(20, 20), *args)
-    QApplication.sendEvent(target, drop)
-    return enter, drop

@@ -7,7 +7,7 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QColor, QGuiApplication, QImage
 from PySide6.QtWidgets import QToolButton
 
-from tests.ui.conftest import drop_files
+from tests.helpers.offscreen import drop_files
 
 
 def _wait_read(qtbot, window) -> None:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QPushButton
 
 from app.core.messages import AttachmentStatus, Role, StopReason
 from app.ui.shell.main_window import MainWindow
-from tests.ui.conftest import drop_files
+from tests.helpers.offscreen import drop_files
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(400))
 

@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDialog
 
 from app.core.documents import load_document
-from tests.core.pdf_samples import DATA, encrypted_pdf, text_pdf
-from tests.ui.conftest import drop_files
+from tests.helpers.offscreen import drop_files
+from tests.helpers.pdf_samples import DATA, encrypted_pdf, text_pdf
 
 
 def _wait_read(qtbot, window) -> None:

@@ -16,22 +16,15 @@ from app.core.settings import Settings
 from app.inference.context_count import PROMPT_OVERHEAD, TURN_OVERHEAD
 from app.inference.engine import GenerationRequest
 from app.inference.token_counter import TokenCounter
-from tests.ui.conftest import drop_files
+from tests.helpers.offscreen import drop_files
 
 OVERHEAD = TURN_OVERHEAD + PROMPT_OVERHEAD
 LINE = "The quick brown fox jumps over the lazy dog number {n}.\n"
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A tiny Llama 4 folder: its tokenizer counts, its config says 4,096 tokens of context."""
-    from app.inference.tiny import build_tiny_llama4
-
-    return build_tiny_llama4(tmp_path_factory.mktemp("docs-model") / "model")
-
-
-@pytest.fixture(scope="module")
 def counter(tiny_model) -> TokenCounter:
+    """The session's tiny Llama 4 counts: its tokenizer, its config's 4,096 tokens of context."""
     found = TokenCounter.from_folder(tiny_model)
     assert found is not None
     return found

@@ -8,8 +8,8 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QTextCursor
 
 from app.ui.transcript.citation_links import CITE_SCHEME, parse_cite_url
-from tests.core.pdf_samples import text_pdf
-from tests.ui.conftest import drop_files
+from tests.helpers.offscreen import drop_files
+from tests.helpers.pdf_samples import text_pdf
 
 
 def _ask(qtbot, window, paths: list[Path], question: str):

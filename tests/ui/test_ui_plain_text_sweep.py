@@ -46,7 +46,7 @@ from app.ui.shell.main_window import MainWindow
 from app.ui.shell.settings_dialog import SettingsDialog
 from app.ui.video.timeline import TimelineFrame
 from app.ui.widgets.plain_text import plain_html, plain_title
-from tests.ui.conftest import OFFSCREEN_NOISE
+from tests.helpers.offscreen import OFFSCREEN_NOISE
 
 #: The word every hostile string carries, in bold: where it shows, "<b>" must show with it.
 WORD = "xyzzy"

@@ -15,13 +15,6 @@ from app.ui.shell.main_window import MainWindow
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from app.inference.tiny import build_tiny_llama4
-
-    return build_tiny_llama4(tmp_path_factory.mktemp("gui-model") / "model")
-
-
 def _window(open_window, tiny_model: Path, max_new_tokens: int) -> MainWindow:
     settings = Settings(
         model_dir=str(tiny_model), quantization="bf16", max_new_tokens=max_new_tokens

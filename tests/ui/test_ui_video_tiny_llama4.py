@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PySide6.QtCore import Qt
 
@@ -11,17 +9,10 @@ from app.core.messages import AttachmentKind, Role, StopReason
 from app.core.settings import Settings
 from app.core.video.run import load_video_run
 from app.ui.shell.application import default_engine_factory
-from tests.core.test_core_video_clips import write_clip
+from tests.helpers.video_clips import write_clip
 from tests.ui.test_ui_video_panel import QUESTION, open_clip, sample, video_window
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from app.inference.tiny import build_tiny_llama4
-
-    return build_tiny_llama4(tmp_path_factory.mktemp("video-model") / "model")
 
 
 def test_the_real_engine_answers_every_frame_then_the_clip_then_a_summary(

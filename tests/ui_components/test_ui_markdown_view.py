@@ -124,12 +124,14 @@ def test_a_clicked_https_link_opens_after_yes(qtbot, desktop):
     view = shown(qtbot, SafeMarkdownView())
     view.confirm_link = lambda _url: True
     view.set_markdown("See [the docs](https://example.com/docs) for more.")
-    qtbot.wait(10)
 
-    # Click the middle of the link text with the mouse, as a user would.
+    # Click the middle of the link text with the mouse, as a user would, once it is laid out.
     start = view.toPlainText().index("the docs") + 3
     cursor = QTextCursor(view.document())
     cursor.setPosition(start)
+    qtbot.waitUntil(
+        lambda: view.anchorAt(view.cursorRect(cursor).center()) == "https://example.com/docs"
+    )
     point = view.cursorRect(cursor).center()
     with qtbot.waitSignal(view.link_opened):
         qtbot.mouseClick(view.viewport(), markdown_view.Qt.MouseButton.LeftButton, pos=point)
