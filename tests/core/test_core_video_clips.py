@@ -7,17 +7,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-# The video UI tests (tests/ui/test_ui_video_*.py) still import the clip helpers from here;
-# new code imports them from tests.helpers.video_clips.
-from tests.helpers.video_clips import (  # noqa: F401 (re-exported)
-    CUT_FRAME,
+from tests.helpers.video_clips import (
     FPS,
     FRAMES,
-    SIZE,
-    SQUARE,
     STEP,
-    decode_jpeg,
-    frame_image,
     square_x,
     write_clip,
 )

@@ -12,10 +12,7 @@ from app.inference.scripted import Reply, ScriptedEngine
 from app.store.sessions import SessionStore
 from app.ui.shell.main_window import MainWindow
 from app.ui.tasks.inference_worker import running_worker_threads
-
-# drop_files lives in tests.helpers.offscreen; it is re-exported here for the video UI tests
-# (tests/ui/test_ui_video_*.py) that still import it from this conftest.
-from tests.helpers.offscreen import OFFSCREEN_NOISE, drop_files  # noqa: F401 (re-exported)
+from tests.helpers.offscreen import OFFSCREEN_NOISE
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

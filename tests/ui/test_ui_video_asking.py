@@ -12,8 +12,8 @@ from app.inference.engine import BadInputError
 from app.inference.frames import FAST_MAX_PATCHES
 from app.ui.video.asking import BUSY
 from app.ui.video.controller import VideoController
-from tests.core.test_core_video_clips import write_clip
-from tests.ui.test_ui_video_panel import (
+from tests.helpers.video_clips import write_clip
+from tests.helpers.video_ui import (
     QUESTION,
     FakeAnswers,
     open_clip,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from app.core.messages import AttachmentStatus, Role
-from tests.core.test_core_video_clips import write_clip
-from tests.ui.conftest import drop_files
-from tests.ui.test_ui_video_panel import open_clip, shot, video_window
+from tests.helpers.offscreen import drop_files
+from tests.helpers.video_clips import write_clip
+from tests.helpers.video_ui import open_clip, shot, video_window
 
 
 def _bad_videos(folder):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.core.messages import AttachmentKind, AttachmentStatus
-from tests.core.test_core_video_clips import write_clip
-from tests.ui.conftest import drop_files
+from tests.helpers.offscreen import drop_files
+from tests.helpers.video_clips import write_clip
 
 
 def test_a_dropped_clip_gets_five_frame_chips_and_goes_to_scout_as_those_frames(

@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QImage
 
 from app.ui.viewer.overlay_render import OUTLINE_PX, colour_of
-from tests.core.test_core_video_clips import write_clip
-from tests.ui.test_ui_video_panel import QUESTION, FakeAnswers, open_clip, sample, video_window
+from tests.helpers.video_clips import write_clip
+from tests.helpers.video_ui import QUESTION, FakeAnswers, open_clip, sample, video_window
 
 
 def _run(qtbot, open_window, tmp_path, frames: int = 3):

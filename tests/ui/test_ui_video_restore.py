@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.core.messages import StopReason
-from tests.core.test_core_video_clips import write_clip
-from tests.ui.test_ui_video_panel import QUESTION, FakeAnswers, open_clip, sample, video_window
+from tests.helpers.video_clips import write_clip
+from tests.helpers.video_ui import QUESTION, FakeAnswers, open_clip, sample, video_window
 
 
 def _answered_run(qtbot, window, video, tmp_path, frames: int = 4) -> str:

@@ -10,7 +10,7 @@ from app.core.settings import Settings
 from app.core.video.run import load_video_run
 from app.ui.shell.application import default_engine_factory
 from tests.helpers.video_clips import write_clip
-from tests.ui.test_ui_video_panel import QUESTION, open_clip, sample, video_window
+from tests.helpers.video_ui import QUESTION, open_clip, sample, video_window
 
 pytestmark = pytest.mark.slow
 
