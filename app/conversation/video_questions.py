@@ -29,7 +29,7 @@ def answer_frames(
     """The default `AnswerFrames`: `app.inference.frames.answer_frames`, imported when used."""
     from app.inference.frames import answer_frames as real
 
-    return real(engine, question, frames, video_name, cancel, **options)  # type: ignore[arg-type]
+    return real(engine, question, frames, video_name, cancel, **options)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def clip_job(
         from app.inference.frames import ask_about_clip
 
         return ask_about_clip(
-            engine, question, frames, video_name, duration_s, cancel,  # type: ignore[arg-type]
+            engine, question, frames, video_name, duration_s, cancel,
             max_new_tokens=max_new_tokens, temperature=decoding.temperature, top_p=decoding.top_p,
         )  # fmt: skip
 
@@ -124,7 +124,7 @@ def summary_job(
         from app.inference.frames import summarize_frames
 
         return summarize_frames(
-            engine, question, results, video_name, duration_s, cancel,  # type: ignore[arg-type]
+            engine, question, results, video_name, duration_s, cancel,
             max_new_tokens=max_new_tokens, temperature=decoding.temperature, top_p=decoding.top_p,
         )  # fmt: skip
 

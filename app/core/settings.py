@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 Quantization = Literal["nf4", "int8", "bf16"]
 Theme = Literal["system", "light", "dark"]
+#: Where answers come from: the model folder on this machine, or a vLLM (OpenAI API) server.
+Backend = Literal["local", "server"]
 
 MAX_NEW_TOKENS_LIMIT = 32768
 
@@ -57,6 +59,32 @@ def _check_temperature(value: Any) -> float:
     return number
 
 
+def check_server_url(value: Any) -> str:
+    """A server's base URL: "" (none) or http(s)://host[:port][/path], without credentials.
+
+    Raises:
+        ValueError: not a string, another scheme, no host, or a user:password part (the key
+            belongs in the keyring, never in settings.json).
+    """
+    from urllib.parse import urlsplit
+
+    text = _check_str(value).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("it must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("it names no host")
+    if parts.username or parts.password:
+        raise ValueError("it must not hold a user name or password (the key goes in the keyring)")
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError:
+        raise ValueError("its port is not a number from 0 to 65535") from None
+    return text.rstrip("/")
+
+
 def _check_top_p(value: Any) -> float:
     number = _check_number(value)
     if not 0.0 < number <= 1.0:
@@ -71,6 +99,9 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "temperature": _check_temperature,
     "top_p": _check_top_p,
     "theme": _check_choice(get_args(Theme)),
+    "backend": _check_choice(get_args(Backend)),
+    "server_url": check_server_url,
+    "server_model": _check_str,
 }
 
 
@@ -85,6 +116,9 @@ class Settings:
         temperature: sampling temperature (0..2; 0 means greedy).
         top_p: nucleus sampling mass (above 0, at most 1).
         theme: the window theme.
+        backend: "local" (the model folder) or "server" (`server_url`).
+        server_url: the OpenAI-compatible server's base URL ("" when none is set).
+        server_model: the model id picked from the server's `/v1/models` ("": its first).
 
     Raises:
         ValueError: a field is out of range, with a sentence naming it.
@@ -96,6 +130,9 @@ class Settings:
     temperature: float = 0.6
     top_p: float = 0.9
     theme: Theme = "system"
+    backend: Backend = "local"
+    server_url: str = ""
+    server_model: str = ""
 
     def __post_init__(self) -> None:
         for name, check in _VALIDATORS.items():

@@ -43,6 +43,8 @@ class ContextInputs:
         max_new_tokens: room kept for the answer.
         model_dir: the model folder ("" when none is chosen).
         free_bytes: accelerator memory free for the cache (None: the engine reported none).
+        server_context: a server's context in tokens (its `max_model_len`), when the answers
+            come from one; it is the capacity, whatever a model folder says.
     """
 
     history: tuple[Message, ...]
@@ -51,6 +53,7 @@ class ContextInputs:
     max_new_tokens: int
     model_dir: str = ""
     free_bytes: int | None = None
+    server_context: int | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,8 @@ class ContextCounter:
         )
 
     def _capacity(self, inputs: ContextInputs, prompt: int) -> tuple[int | None, str]:
+        if inputs.server_context:
+            return inputs.server_context, "the server's context (max_model_len)"
         limit = self.facts.text_config.get("max_position_embeddings")
         if not inputs.model_dir or not isinstance(limit, int) or limit <= 0:
             return None, "unknown until a model folder is chosen"

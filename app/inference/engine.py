@@ -101,6 +101,10 @@ class EngineStatus:
     device: str = "cpu"
     memory_used_bytes: int | None = None
     memory_total_bytes: int | None = None
+    #: The context the engine serves, in tokens, when it says (a server's `max_model_len`).
+    context_tokens: int | None = None
+    #: False for a model that reads text only (images are then left out and marked skipped).
+    reads_images: bool = True
 
 
 ProgressCallback = Callable[[LoadProgress], None]

@@ -1,8 +1,8 @@
 """Asking Scout about a clip: several frames at once, every frame in batches, and a summary.
 
-Runs on the thread that owns the loaded `LocalLlama4Engine`. The clip question and the summary
-are ordinary requests through `engine.generate` (streamed, prefix cache and budget included);
-the frame-by-frame pass drives the loaded model directly, so that several frames share one
+Runs on the thread that owns the loaded engine. The clip question and the summary are ordinary
+requests through `engine.generate` (streamed, prefix cache and budget included); with the local
+engine the frame-by-frame pass drives the loaded model directly, so that several frames share one
 `generate` call: the Llama 4 processor pads the prompts on the left, so every row's answer
 starts at the same column and row i's answer is what a lone prompt i would have produced.
 """
@@ -22,6 +22,7 @@ from app.core.video.prompts import MAX_CLIP_FRAMES, clip_prompt, frame_prompt, s
 from app.inference.engine import (
     Cancelled,
     CancelToken,
+    Engine,
     GenerationRequest,
     GenerationResult,
     ModelError,
@@ -29,7 +30,7 @@ from app.inference.engine import (
 )
 
 if TYPE_CHECKING:
-    from app.inference.local_engine import LocalLlama4Engine
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def pick_clip_frames(frames: Sequence[FrameRef], limit: int = MAX_CLIP_FRAMES) -
 
 
 def ask_about_clip(
-    engine: LocalLlama4Engine,
+    engine: Engine,
     question: str,
     frames: Sequence[FrameRef],
     video_name: str,
@@ -86,7 +87,7 @@ def ask_about_clip(
 
 
 def summarize_frames(
-    engine: LocalLlama4Engine,
+    engine: Engine,
     question: str,
     results: Sequence[FrameResult],
     video_name: str,
@@ -104,7 +105,7 @@ def summarize_frames(
 
 
 def answer_frames(
-    engine: LocalLlama4Engine,
+    engine: Engine,
     question: str,
     frames: Sequence[FrameRef],
     video_name: str,
@@ -144,10 +145,25 @@ def answer_frames(
         ModelError: the engine is not loaded, or its chat template fails (see
             `llama4_prompt.render`).
         OutOfMemoryError: even one frame does not fit.
+        EngineError: a server's request failed.
     """
-    from app.inference.llama4_generate import sampling_config
+    from app.inference.engine_facts import is_remote
 
-    loaded = engine.loaded
+    if is_remote(engine):  # the server batches concurrent requests itself
+        from app.inference.remote_engine import RemoteEngine
+        from app.inference.remote_frames import answer_frames_remotely
+
+        assert isinstance(engine, RemoteEngine)
+
+        yield from answer_frames_remotely(
+            engine, question, frames, video_name, cancel,
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+        )  # fmt: skip
+        return
+    from app.inference.llama4_generate import sampling_config
+    from app.inference.local_engine import LocalLlama4Engine
+
+    loaded = engine.loaded if isinstance(engine, LocalLlama4Engine) else None
     if loaded is None:
         raise ModelError("The model is not loaded yet.")
     config = sampling_config(loaded.model.generation_config, max_new_tokens, temperature, top_p)

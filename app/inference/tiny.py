@@ -148,13 +148,21 @@ def special_token_ids() -> dict[str, int]:
     return ids
 
 
-def build_tiny_llama4(dest: Path, *, seed: int = 0, per_expert: bool = False) -> Path:
+def build_tiny_llama4(
+    dest: Path,
+    *,
+    seed: int = 0,
+    per_expert: bool = False,
+    text_overrides: dict[str, Any] | None = None,
+) -> Path:
     """Write a complete tiny Llama 4 model folder (random weights) and return its path.
 
     Args:
         dest: the folder to write (created; files in it are overwritten).
         seed: seeds the random weights, so two folders built with one seed are identical.
         per_expert: not supported here: per-expert folders come from `scout-desk prepare-model`.
+        text_overrides: text-config fields passed to `tiny_config` (e.g. vLLM's CPU attention
+            needs `head_dim=64` and an `attention_chunk_size` that is a multiple of 128).
 
     Returns:
         `dest`.
@@ -168,7 +176,7 @@ def build_tiny_llama4(dest: Path, *, seed: int = 0, per_expert: bool = False) ->
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    config = tiny_config()
+    config = tiny_config(**dict(text_overrides or {}))
     torch.manual_seed(seed)
     model = Llama4ForConditionalGeneration(config)
     # Cast parameters only: `model.to(bfloat16)` would also round the vision RoPE buffer.

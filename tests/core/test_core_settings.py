@@ -144,4 +144,7 @@ def test_settings_to_dict_lists_every_field() -> None:
         "temperature": 0.6,
         "top_p": 0.9,
         "theme": "system",
+        "backend": "local",
+        "server_url": "",
+        "server_model": "",
     }

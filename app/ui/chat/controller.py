@@ -93,6 +93,7 @@ class ChatController(QObject):
         self._stream: AnswerWriter | None = None
         self._run: AnswerRun | None = None  # writes the answer instead of `generate`
         self._send_guards: list[SendGuard] = []
+        self._reads_images = True  # False once a server says its model reads text only
         self._thumbs = ThumbnailCache(store.blobs.path)
         self._checkpoint_timer = QTimer(self)
         self._checkpoint_timer.setInterval(round(CHECKPOINT_EVERY_S * 1000))
@@ -458,7 +459,7 @@ class ChatController(QObject):
         if self._worker is None:
             return False
         try:
-            opened = self._conversation.open_answer(session_id)
+            opened = self._conversation.open_answer(session_id, images=self._reads_images)
         except StoreError as exc:
             self.message_posted.emit(exc.message)
             return False
@@ -538,6 +539,7 @@ class ChatController(QObject):
 
     def _on_worker_load_finished(self, status: EngineStatus) -> None:
         self._load_error = ""
+        self._reads_images = status.reads_images
         self.engine_status_changed.emit(status)
 
     def _on_worker_unload_finished(self) -> None:

@@ -65,6 +65,8 @@ class ChunkedAnswers(QObject):
         self._settings = settings
         self._tasks = tasks
         self._run: MapReduceRun | None = None
+        #: Whether the engine is a server (then the chunks go as concurrent requests).
+        self.on_server = False
         self._connected: InferenceWorker | None = None
 
     @property
@@ -127,9 +129,12 @@ class ChunkedAnswers(QObject):
         def request(prompt: str) -> GenerationRequest:
             return request_for((ChatTurn(role=Role.USER, text=prompt),), settings)
 
+        concurrent = self.on_server  # a server batches concurrent requests itself
         run = MapReduceRun(
-            user.text, user.attachments, self._store.blobs.path, settings.model_dir,
-            max_prompt_tokens, request, worker.generate, answer_id, self._tasks, parent=self,
+            user.text, user.attachments, self._store.blobs.path,
+            "" if concurrent else settings.model_dir, max_prompt_tokens, request,
+            worker.generate, answer_id, self._tasks, parent=self,
+            run_job=worker.run_job if concurrent else None,
         )  # fmt: skip
         run.progressed.connect(self._progress.set_progress)
         self._run = run
@@ -142,6 +147,9 @@ class ChunkedAnswers(QObject):
         worker.chunk_received.connect(self._on_worker_chunk_received)
         worker.generation_finished.connect(self._on_worker_generation_finished)
         worker.generation_failed.connect(self._on_worker_generation_failed)
+        worker.job_progressed.connect(self._on_worker_job_progressed)
+        worker.job_finished.connect(self._on_worker_job_finished)
+        worker.job_failed.connect(self._on_worker_generation_failed)
         self._connected = worker
 
     def _on_worker_chunk_received(self, request_id: str, text: str) -> None:
@@ -151,6 +159,14 @@ class ChunkedAnswers(QObject):
     def _on_worker_generation_finished(self, request_id: str, result: GenerationResult) -> None:
         if self._run is not None and self._run.owns(request_id):
             self._run.on_finished(request_id, result)
+
+    def _on_worker_job_progressed(self, job_id: str, data: object) -> None:
+        if self._run is not None and self._run.owns(job_id):
+            self._run.on_job_progressed(job_id, data)
+
+    def _on_worker_job_finished(self, job_id: str, result: object) -> None:
+        if self._run is not None and self._run.owns(job_id):
+            self._run.on_job_finished(job_id, result)
 
     def _on_worker_generation_failed(self, request_id: str, message: str) -> None:
         if self._run is not None and self._run.owns(request_id):

@@ -91,6 +91,7 @@ class DocumentsController(QObject):
         self._dock = dock
         self._settings = settings
         self._free_bytes: int | None = None
+        self._server_context: int | None = None  # a server's max_model_len, once connected
         self._tasks = TaskPool(1, self)
         self._jobs: dict[int, AttachmentsDone] = {}
         self._files: dict[str, frozenset[str]] = {}  # attachment sha → the files it holds
@@ -132,9 +133,11 @@ class DocumentsController(QObject):
         if not history and not text.strip() and not attachments:
             return None
         settings = self._settings()
+        server = settings.backend == "server"
         return ContextInputs(
-            history, text, attachments, settings.max_new_tokens, settings.model_dir,
-            self._free_bytes,
+            history, text, attachments, settings.max_new_tokens,
+            "" if server else settings.model_dir, self._free_bytes,
+            self._server_context if server else None,
         )  # fmt: skip
 
     def answer_chunk_by_chunk(self) -> bool:
@@ -437,4 +440,6 @@ class DocumentsController(QObject):
         if status is not None and status.memory_total_bytes is not None:
             free = status.memory_total_bytes - (status.memory_used_bytes or 0)
         self._free_bytes = free
+        self._server_context = status.context_tokens if status is not None else None
+        self.chunked.on_server = status is not None and status.device == "server"
         self.meter.schedule()

@@ -26,7 +26,15 @@ from app.core.chunking import (
 from app.core.documents import Document, DocumentSource, Section, load_document
 from app.core.errors import ExpectedError
 from app.core.messages import Attachment, AttachmentKind, StopReason, Timings
-from app.inference.engine import GenerationRequest, GenerationResult
+from app.inference.engine import (
+    CancelToken,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    JobEmit,
+    JobFunction,
+    ModelError,
+)
 from app.inference.token_counter import load_counter
 from app.ui.tasks.pool import TaskPool
 
@@ -37,6 +45,8 @@ MAX_REDUCE_ROUNDS = 4
 
 Submit = Callable[[str, GenerationRequest], None]
 RequestFor = Callable[[str], GenerationRequest]
+#: Runs a job on the inference worker under an id (`InferenceWorker.run_job`).
+RunJob = Callable[[str, JobFunction], None]
 
 
 class PlanningError(ExpectedError):
@@ -86,6 +96,8 @@ class MapReduceRun(QObject):
         submit: sends a request to the worker under a request id.
         request_prefix: request ids start with it (the assistant message's id).
         tasks: the pool planning runs on.
+        run_job: when the engine is a server, runs every map step as one job of concurrent
+            requests (the server batches them); None sends them one after the other.
     """
 
     #: (done, total, label): map steps done of all, and what the current one reads.
@@ -107,6 +119,8 @@ class MapReduceRun(QObject):
         request_prefix: str,
         tasks: TaskPool,
         parent: QObject | None = None,
+        *,
+        run_job: RunJob | None = None,
     ) -> None:
         super().__init__(parent)
         self._question = question
@@ -118,6 +132,8 @@ class MapReduceRun(QObject):
         self._submit = submit
         self._prefix = request_prefix
         self._tasks = tasks
+        self._run_job = run_job
+        self._mapped: dict[int, PartialAnswer] = {}  # concurrent map answers, by chunk
         self._count: Callable[[str], int] = len
         self.chunks: list[Chunk] = []
         self.notes: list[PartialAnswer] = []
@@ -195,6 +211,30 @@ class MapReduceRun(QObject):
         else:
             self._next()
 
+    def on_job_progressed(self, job_id: str, data: object) -> None:
+        """One map step of the concurrent job answered: (chunk index, text, result)."""
+        if job_id != self._current or not isinstance(data, tuple):
+            return
+        index, text, result = data
+        chunk = self.chunks[index]
+        stopped = result.stop_reason is StopReason.CANCELLED
+        self._mapped[index] = PartialAnswer(chunk.label, text + (" *(stopped)*" if stopped else ""))
+        self.progressed.emit(len(self._mapped), len(self.chunks), chunk.label)
+        self.text_streamed.emit(f"▸ Chunk {chunk.index} of {chunk.total} — {chunk.label}\n")
+        self.text_streamed.emit(text + "\n\n")
+
+    def on_job_finished(self, job_id: str, _result: object) -> None:
+        """Every map step of the concurrent job ended: reduce, in chunk order."""
+        if job_id != self._current:
+            return
+        self._current = None
+        self.notes = [self._mapped[i] for i in sorted(self._mapped)]
+        self._step = len(self.chunks)
+        if self._cancelled or len(self._mapped) < len(self.chunks):
+            self._end(StopReason.CANCELLED)
+        else:
+            self._next()
+
     def on_failed(self, request_id: str, message: str) -> None:
         """The request in flight failed: keep the notes, end with the error."""
         if request_id == self._current:
@@ -221,6 +261,9 @@ class MapReduceRun(QObject):
             )
 
     def _next(self) -> None:
+        if self._step == 0 and self._run_job is not None and len(self.chunks) > 1:
+            self._send_maps_together()
+            return
         if self._step < len(self.chunks):
             chunk = self.chunks[self._step]
             self.progressed.emit(self._step, len(self.chunks), chunk.label)
@@ -242,6 +285,24 @@ class MapReduceRun(QObject):
             return
         self._groups, self._reduced = groups, []
         self._send_reduce()
+
+    def _send_maps_together(self) -> None:
+        """Every map step as one worker job of concurrent requests (a server batches them)."""
+        assert self._run_job is not None
+        requests = [self._request_for(map_prompt(self._question, c)) for c in self.chunks]
+        self._current = f"{self._prefix}:maps"
+        self.requests_sent += len(requests)
+        self.progressed.emit(0, len(self.chunks), f"all {len(self.chunks)} chunks at once")
+
+        def job(engine: Engine, cancel: CancelToken, emit: JobEmit) -> None:
+            from app.inference.remote_engine import RemoteEngine
+
+            if not isinstance(engine, RemoteEngine):  # a local engine answers one at a time
+                raise ModelError("Only a server answers the chunks concurrently.")
+            for answered in engine.generate_concurrent(requests, cancel):
+                emit(answered)
+
+        self._run_job(self._current, job)
 
     def _send_reduce(self) -> None:
         index = len(self._reduced)

@@ -60,18 +60,28 @@ _PROBE_FALLBACK_MS = 30_000
 
 
 def default_engine_factory(settings: Settings) -> Engine:
-    """Build the local Llama 4 engine the settings describe (runs on the worker thread).
+    """Build the engine the settings describe (runs on the worker thread, not loaded yet).
 
     Args:
-        settings: the settings in force (model folder, quantization).
+        settings: the settings in force (backend; model folder and quantization, or server).
 
     Returns:
-        The engine from `app.inference.local_engine.create_engine` (not loaded yet).
+        A `RemoteEngine` for a server (its key from SCOUT_DESK_API_KEY or the keyring), else
+        the local engine from `app.inference.local_engine.create_engine`.
 
     Raises:
-        ModelError: no model folder is chosen.
+        ModelError: no model folder (or no server URL) is chosen.
     """
-    # Imported here, on the worker thread: loading the engine later pulls in torch/transformers.
+    # Imported here, on the worker thread: the local engine pulls in torch/transformers.
+    if settings.backend == "server":
+        from app.core.api_keys import load_api_key
+        from app.inference.engine import ModelError
+        from app.inference.remote_engine import RemoteEngine
+
+        if not settings.server_url:
+            raise ModelError("No server URL is set: type it in Settings.")
+        key = load_api_key(settings.server_url)
+        return RemoteEngine(settings.server_url, settings.server_model or None, api_key=key)
     from app.inference.local_engine import create_engine
 
     return create_engine(settings)

@@ -51,6 +51,10 @@ NO_MODEL_NOTICE = (
     "No model folder is chosen yet, so Scout Desk cannot answer. Choose the Llama 4 Scout folder "
     "in Settings (Ctrl+,); your message stays here until then."
 )
+NO_SERVER_NOTICE = (
+    "The backend is a server, but no server URL is set. Type it in Settings (Ctrl+,); your "
+    "message stays here until then."
+)
 _DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 
 
@@ -251,16 +255,24 @@ class MainWindow(QMainWindow):
     def effective_settings(self) -> Settings:
         """The settings in force: a model folder from --model or the environment wins."""
         if self._model_override is not None:
-            return replace(self._settings, model_dir=str(self._model_override))
+            return replace(self._settings, model_dir=str(self._model_override), backend="local")
         return self._settings
 
     def _model_problem(self) -> str | None:
-        if self._requires_model_dir and not self.effective_settings().model_dir:
-            return NO_MODEL_NOTICE
-        return None
+        settings = self.effective_settings()
+        if not self._requires_model_dir:
+            return None
+        if settings.backend == "server":
+            return None if settings.server_url else NO_SERVER_NOTICE
+        return None if settings.model_dir else NO_MODEL_NOTICE
 
-    def apply_settings(self, settings: Settings) -> bool:
-        """Save new settings and apply them (theme live; a new model folder restarts the engine).
+    def apply_settings(self, settings: Settings, api_key: str | None = None) -> bool:
+        """Save new settings and apply them (theme live; another model restarts the engine).
+
+        Args:
+            settings: the new settings.
+            api_key: a key typed for `settings.server_url`; it goes to the OS keyring (or, with
+                no keyring, stays in memory for this run), never to settings.json.
 
         Returns:
             True when settings.json was written.
@@ -270,9 +282,18 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._post(f"Settings could not be saved: {exc.strerror or exc}")
             return False
+        key_changed = api_key is not None and bool(settings.server_url)
+        if key_changed:
+            from app.core.api_keys import KeyringUnavailableError, save_api_key
+
+            try:
+                save_api_key(settings.server_url, api_key or "")
+            except KeyringUnavailableError as exc:
+                self._post(exc.message)
         old, self._settings = self._settings, settings
         apply_theme(QApplication.instance(), settings.theme)
-        if (old.model_dir, old.quantization) != (settings.model_dir, settings.quantization):
+        engine_fields = ("model_dir", "quantization", "backend", "server_url", "server_model")
+        if key_changed or any(getattr(old, f) != getattr(settings, f) for f in engine_fields):
             self.composer.clear_notice()
             self.controller.restart_engine()
         self._update_welcome()
@@ -281,11 +302,16 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         """Show the settings dialog (Ctrl+,)."""
-        dialog = SettingsDialog(self._settings, self._data_dir, self._model_override, self)
+        from app.core.api_keys import load_api_key
+
+        saved_key = bool(self._settings.server_url and load_api_key(self._settings.server_url))
+        dialog = SettingsDialog(
+            self._settings, self._data_dir, self._model_override, self, saved_key=saved_key
+        )
         app = QApplication.instance()
         dialog.theme_previewed.connect(lambda theme: apply_theme(app, theme))
         if dialog.exec():
-            self.apply_settings(dialog.settings())
+            self.apply_settings(dialog.settings(), dialog.typed_key())
         dialog.deleteLater()
 
     def choose_model_dir(self) -> None:

@@ -1,4 +1,4 @@
-"""The settings dialog: model folder, quantization, sampling and theme, saved to settings.json."""
+"""The settings dialog: backend (model folder or server), sampling and theme, to settings.json."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.settings import MAX_NEW_TOKENS_LIMIT, Settings
+from app.ui.shell.server_settings import ServerSettings
 from app.ui.widgets.plain_text import plain_label
 
 QUANTIZATIONS = (
@@ -50,16 +51,20 @@ class SettingsDialog(QDialog):
         data_dir: Path,
         model_override: Path | None = None,
         parent: QWidget | None = None,
+        *,
+        saved_key: bool = False,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(560)
         self._initial = settings
 
+        self.server = ServerSettings(settings, saved_key, self)
+        self.server.backend_changed.connect(self._on_server_backend_changed)
         self.model_edit = QLineEdit(settings.model_dir, self)
         self.model_edit.setPlaceholderText("Folder holding config.json and *.safetensors")
         self.model_edit.setAccessibleName("Model folder")
-        browse = QPushButton("Browse…", self)
+        browse = self._browse = QPushButton("Browse…", self)
         browse.setAccessibleName("Browse for the model folder")
         browse.clicked.connect(self.browse_model_dir)
         model_row = QHBoxLayout()
@@ -86,6 +91,7 @@ class SettingsDialog(QDialog):
         self.data_dir_edit.setToolTip("Chosen with --data-dir or SCOUT_DESK_DATA_DIR")
 
         form = QFormLayout()
+        form.addRow(self.server)
         form.addRow("Model folder:", model_row)
         if model_override is not None:
             note = plain_label(
@@ -103,11 +109,16 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
-        buttons.accepted.connect(self.accept)
+        buttons.accepted.connect(self._on_buttons_accepted)
         buttons.rejected.connect(self.reject)
+        self.problem_label = plain_label("")
+        self.problem_label.setWordWrap(True)
+        self.problem_label.hide()
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.problem_label)
         layout.addWidget(buttons)
+        self._on_server_backend_changed(self.server.backend)
 
     def settings(self) -> Settings:
         """The values in the dialog now (every widget keeps them within the valid ranges)."""
@@ -118,7 +129,14 @@ class SettingsDialog(QDialog):
             temperature=round(self.temperature_spin.value(), 2),
             top_p=round(self.top_p_spin.value(), 2),
             theme=self.theme_combo.currentData(),
+            backend=self.server.backend,
+            server_url=self.server.server_url(),
+            server_model=self.server.server_model(),
         )
+
+    def typed_key(self) -> str | None:
+        """An API key typed in the dialog (it goes to the keyring, never to settings.json)."""
+        return self.server.typed_key()
 
     def browse_model_dir(self) -> None:
         """Let the user pick the model folder."""
@@ -126,6 +144,23 @@ class SettingsDialog(QDialog):
         chosen = QFileDialog.getExistingDirectory(self, "Choose the Llama 4 Scout folder", start)
         if chosen:
             self.model_edit.setText(chosen)
+
+    def done(self, result: int) -> None:
+        self.server.shutdown()
+        super().done(result)
+
+    def _on_buttons_accepted(self) -> None:
+        problem = self.server.problem()
+        if problem:
+            self.problem_label.setText(problem)
+            self.problem_label.show()
+            return
+        self.accept()
+
+    def _on_server_backend_changed(self, backend: str) -> None:
+        local = backend == "local"
+        for widget in (self.model_edit, self._browse, self.quant_combo):
+            widget.setEnabled(local)
 
     def reject(self) -> None:
         # Undo a live theme preview.

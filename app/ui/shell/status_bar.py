@@ -31,8 +31,11 @@ def memory_text(status: EngineStatus) -> str:
         status: the engine's status.
 
     Returns:
-        e.g. "cuda:0 · 58.1 / 79.6 GiB", or name and device when memory is unknown.
+        e.g. "cuda:0 · 58.1 / 79.6 GiB", name and device when memory is unknown, or
+        "model @ host" for a server.
     """
+    if status.device == "server":  # a server's memory is its own: say which model, where
+        return status.name
     if status.memory_used_bytes is None:
         return f"{status.name} · {status.device}" if status.name else status.device
     used = status.memory_used_bytes / 2**30
