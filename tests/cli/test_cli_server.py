@@ -21,6 +21,7 @@ from app.core.messages import AttachmentStatus, Role, StopReason
 from app.store.sessions import SessionStore
 from tests.helpers.fake_openai_server import FakeOpenAIServer
 from tests.helpers.keyrings import MemoryKeyring
+from tests.helpers.loopback import direct_to_loopback
 from tests.helpers.video_clips import write_clip
 
 MODEL = "meta-llama/Llama-4-Scout"
@@ -28,9 +29,7 @@ MODEL = "meta-llama/Llama-4-Scout"
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    direct_to_loopback(monkeypatch)
     for name in (SERVER_ENV, API_KEY_ENV, "SCOUT_DESK_MODEL", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     previous = keyring.get_keyring()

@@ -21,6 +21,7 @@ from app.ui.shell.application import default_engine_factory
 from app.ui.shell.main_window import MainWindow
 from app.ui.tasks.inference_worker import running_worker_threads
 from tests.helpers.keyrings import MemoryKeyring
+from tests.helpers.loopback import direct_to_loopback
 from tests.helpers.offscreen import OFFSCREEN_NOISE
 from tests.helpers.video_clips import write_clip
 
@@ -35,9 +36,7 @@ RUNNING = "vllm:num_requests_running"
 
 @pytest.fixture(autouse=True)
 def _key_and_loopback(monkeypatch: pytest.MonkeyPatch, vllm_server) -> Iterator[None]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    direct_to_loopback(monkeypatch)
     monkeypatch.setenv(API_KEY_ENV, vllm_server.api_key)
     previous = keyring.get_keyring()
     keyring.set_keyring(MemoryKeyring())

@@ -24,15 +24,14 @@ from app.ui.shell.main_window import MainWindow
 from app.ui.shell.settings_dialog import SettingsDialog
 from tests.helpers.fake_openai_server import FakeOpenAIServer
 from tests.helpers.keyrings import MemoryKeyring
+from tests.helpers.loopback import direct_to_loopback
 
 MODEL = "meta-llama/Llama-4-Scout"
 
 
 @pytest.fixture(autouse=True)
 def _loopback_and_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    direct_to_loopback(monkeypatch)
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
