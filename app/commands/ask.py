@@ -164,7 +164,10 @@ def _answer(
     finally:
         engine.unload()
     timings = replace(result.timings, load_s=load_s)
-    final, notes = writer.finish(result.stop_reason, timings)
+    try:
+        final, notes = writer.finish(result.stop_reason, timings)
+    except StoreError as error:  # the disk filled before the answer could be saved for good
+        return _saving_failed(writer, error, args)
     for note in notes:
         fail(note, EXIT_OK)  # a remark on a dropped box, not a failure
     interrupt.set_rescue(None)  # saved for good: nothing left for a late Ctrl+C to rescue

@@ -1,22 +1,32 @@
-"""Multi-turn without re-prefill: the KV cache of the previous prompt, kept for the next turn.
+"""Multi-turn without re-prefill, in one KV cache: the previous turn's cache, cropped, extended.
 
-The engine keeps the cache of the last prompt up to its final `<|header_end|>`. That point is a
-special token, so tokenizing the next, longer conversation reproduces exactly those ids: the next
-turn prefills only what follows (the previous answer, the new user turn and its new images).
-When the history changed (regenerate after an edit, another session) the ids differ and the engine
-falls back to a full prefill. The kept cache is never handed to `generate` itself: generation works
-on a deep copy, because decoding appends to it in place.
+The engine has one `DynamicCache` at a time. After a prompt's prefill reaches its final
+`<|header_end|>` the engine `store`s the cache with those token ids (no copy) and generation goes on
+appending the answer to the very same object. That point is a special token, so tokenizing the
+next, longer conversation reproduces exactly those ids: the next turn `take`s the cache back,
+cropped in place to the kept ids (`crop_cache`: slicing, no copy), and prefills only what follows
+(the previous answer, the new user turn and its new images). When the history changed
+(regenerate after an edit, another session) the ids differ and the engine starts a new cache.
+A prefill stopped between segments keeps what it read the same way (`store` with the ids so far),
+so asking again continues from there.
+
+Cropping Llama 4's cache. Global layers (`DynamicLayer`) crop by slicing. Chunked layers
+(`DynamicSlidingWindowLayer`) keep only the last `attention_chunk_size - 1` keys, so once a turn
+has gone past the kept point they no longer hold the keys before it. `store` therefore switches on
+their past recording (`activate_past_recording`): from the kept point on they keep what is
+appended, the window up to that point plus the answer (bounded by the answer length, like the
+global layers' growth), and `crop_cache` cuts them back to exactly the window at the kept point
+and switches recording off again, so the next prompt's prefill keeps only one window.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
 
 class PrefixCache:
-    """One conversation prefix (token ids) and the KV cache that encodes it."""
+    """The engine's KV cache between turns, and the prompt prefix (token ids) it starts with."""
 
     def __init__(self) -> None:
         self.ids: tuple[int, ...] = ()
@@ -29,20 +39,69 @@ class PrefixCache:
             return 0
         return n
 
-    def copy(self) -> Any:
-        """A deep copy of the kept cache, for a generation to extend."""
-        return copy.deepcopy(self._cache)
-
     def store(self, ids: Sequence[int], cache: Any) -> None:
-        """Keep a deep copy of `cache`, which encodes exactly `ids`."""
-        self.clear()
-        self._cache = copy.deepcopy(cache)
+        """Keep `cache`, which encodes `ids` and may go on growing past them (no copy is made).
+
+        Args:
+            ids: the prefix `cache` holds now (at least).
+            cache: a `DynamicCache`; its chunked layers start recording their past, so that
+                `take` can crop it back to `ids` after an answer was appended.
+        """
+        self._cache = None
+        self.ids = ()
+        if hasattr(cache, "activate_past_recording"):
+            cache.activate_past_recording()
+        self._cache = cache
         self.ids = tuple(ids)
+
+    def take(self) -> Any:
+        """Hand the kept cache over, cropped in place to the kept ids (the same object).
+
+        The prefix cache lets go of it: the caller extends it and `store`s it again.
+
+        Returns:
+            The cache, holding exactly `len(ids)` tokens, or None when nothing is kept.
+        """
+        cache, n = self._cache, len(self.ids)
+        self._cache = None
+        self.ids = ()
+        if cache is not None:
+            crop_cache(cache, n)
+        return cache
 
     def clear(self) -> None:
         """Drop the kept cache (its memory is freed once nothing else refers to it)."""
         self._cache = None
         self.ids = ()
+
+
+def crop_cache(cache: Any, length: int) -> None:
+    """Cut every layer of a `DynamicCache` back to its first `length` tokens, in place.
+
+    Layer by layer, so a cache whose layers stopped at different lengths (an error inside a
+    forward) still comes back whole. Sliding-window (chunked) layers must have been recording
+    since `length` or earlier (`PrefixCache.store`); they are left holding their window at
+    `length` and no longer recording.
+
+    Args:
+        cache: the cache.
+        length: tokens to keep.
+
+    Raises:
+        ValueError: a layer holds fewer than `length` tokens.
+    """
+    for layer in getattr(cache, "layers", ()):
+        if not getattr(layer, "is_initialized", False):
+            continue
+        held = layer.get_seq_length()
+        if held < length:
+            raise ValueError(f"a cache layer holds {held} tokens, fewer than the {length} kept")
+        recording = getattr(layer, "record_past", False)
+        if held == length and not recording:
+            continue  # nothing to remove (and a full window that is not recording refuses crop)
+        layer.crop(length - held)  # a negative count: how many tokens to remove
+        if recording:
+            layer.record_past = False
 
 
 def cut_point(ids: Sequence[int], boundary_id: int) -> int:

@@ -1,4 +1,4 @@
-"""Streaming one answer: `model.generate` on a helper thread, text chunks out, Stop every step."""
+"""Streaming one answer: prefill and `model.generate` on a helper thread, text and progress out."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from app.inference.engine import CancelToken
 
 # How long the caller waits for a chunk before checking that the generate thread is still alive.
 POLL_S = 0.1
+
+#: `report(done, total)`: how far the prefill has read the prompt (see `stream`).
+Report = Callable[[int, int], None]
 
 
 @dataclass
@@ -66,21 +69,35 @@ def sampling_config(
 def make_stop_criteria(
     cancel: CancelToken, stop: threading.Event, deadline: float | None, outcome: Outcome
 ) -> Any:
-    """A `StoppingCriteria` checked after every sampled token: Stop, closing, or `max_time`."""
+    """A `StoppingCriteria` checked after every sampled token: Stop, closing, or `max_time`.
+
+    It doubles as the prefill's cancel flag: its `cancelled` property asks the same three
+    questions between prompt segments (setting `outcome.stop_reason` the same way), so a Stop, a
+    closed stream or a passed deadline also ends a long prefill.
+    """
     import torch
     from transformers import StoppingCriteria
 
     class _Stop(StoppingCriteria):
+        def halted(self, now: float) -> bool:
+            """Whether to stop now; records why in the outcome."""
+            if cancel.cancelled or stop.is_set():
+                outcome.stop_reason = StopReason.CANCELLED
+                return True
+            if deadline is not None and now >= deadline:
+                outcome.stop_reason = StopReason.TIME
+                return True
+            return False
+
+        @property
+        def cancelled(self) -> bool:
+            return self.halted(time.perf_counter())
+
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             now = time.perf_counter()
             if outcome.first_token_at is None:
                 outcome.first_token_at = now
-            halt = cancel.cancelled or stop.is_set()
-            if halt:
-                outcome.stop_reason = StopReason.CANCELLED
-            elif deadline is not None and now >= deadline:
-                outcome.stop_reason = StopReason.TIME
-                halt = True
+            halt = self.halted(now)
             return torch.full(
                 (input_ids.shape[0],), halt, dtype=torch.bool, device=input_ids.device
             )
@@ -89,19 +106,24 @@ def make_stop_criteria(
 
 
 def stream(
-    work: Callable[[Any, Any], list[int]],
+    work: Callable[[Any, Any, Report], list[int]],
     tokenizer: Any,
     cancel: CancelToken,
     deadline: float | None,
+    progress: Report | None = None,
 ) -> Generator[str, None, Outcome]:
-    """Run `work(streamer, stopping_criteria)` on a helper thread and yield its decoded text.
+    """Run `work(streamer, stopping_criteria, report)` on a helper thread and yield its text.
 
     Args:
-        work: prefills and calls `model.generate` with the streamer and criteria; returns the
-            generated ids. Runs on the helper thread.
+        work: prefills (calling `report(done, total)` as it goes, and polling the criteria's
+            `cancelled` between segments) and calls `model.generate` with the streamer and
+            criteria; returns the generated ids. Runs on the helper thread.
         tokenizer: decodes tokens for the streamer.
         cancel: the user's Stop.
         deadline: `perf_counter()` time after which generation stops (`max_time`), or None.
+        progress: receives every `report(done, total)` of `work`, in order, on the thread that
+            iterates this generator (within `POLL_S` of the report, and always before the text
+            that follows it); None: reports are dropped.
 
     Returns:
         The outcome; `error` holds whatever the thread raised (the caller decides what to do).
@@ -115,10 +137,23 @@ def stream(
         tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=POLL_S
     )
     criteria = make_stop_criteria(cancel, stop, deadline, outcome)
+    reports: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            reports.put((done, total))
+
+    def deliver() -> None:
+        while progress is not None:
+            try:
+                done, total = reports.get_nowait()
+            except queue.Empty:
+                return
+            progress(done, total)
 
     def run() -> None:
         try:
-            outcome.new_tokens = work(streamer, criteria)
+            outcome.new_tokens = work(streamer, criteria, report)
         except BaseException as exc:  # handed to the caller, never lost on this thread
             outcome.error = exc
             streamer.end()
@@ -134,15 +169,20 @@ def stream(
             except StopIteration:
                 break
             except queue.Empty:
+                deliver()
                 if not thread.is_alive() and streamer.text_queue.empty():
                     break  # died without a word: the error (if any) is in the outcome
                 continue
+            deliver()
             if chunk:
                 yield chunk
     finally:
         # Also reached when the caller closes us mid-answer: stop the thread, never leave it.
+        # The prefill checks between segments and generate after every token, so this join
+        # waits one segment or one decode step at most.
         stop.set()
         thread.join()
+    deliver()
     return outcome
 
 

@@ -22,8 +22,9 @@ from app.inference.engine import (
     OutOfMemoryError,
     ProgressCallback,
 )
-from app.inference.llama4_cache import PrefixCache, cut_point, tiles_before
+from app.inference.llama4_cache import PrefixCache, cut_point
 from app.inference.llama4_loading import QUANTIZATIONS, LoadedModel, load_llama4, release_memory
+from app.inference.llama4_prefill import DEFAULT_SEGMENT_TOKENS, PrefillProgress
 from app.inference.moe import MOE_MODES
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class LocalLlama4Engine:
         device: "cuda:0", "cpu", ... (None: the GPU when there is one).
         moe: "sparse" (each token runs only its routed expert, `app.inference.moe`) or "stock"
             (transformers' dispatch through every expert, kept for comparison).
+        segment_tokens: prompt tokens per prefill forward (`app.inference.llama4_prefill`):
+            activation memory is bounded by it, and Stop is honoured after each segment.
+        prefill_progress: `(done, total)` while a prompt is read, or None; see the attribute.
     """
 
     def __init__(
@@ -50,15 +54,26 @@ class LocalLlama4Engine:
         quantization: str = "nf4",
         device: str | None = None,
         moe: str = "sparse",
+        segment_tokens: int = DEFAULT_SEGMENT_TOKENS,
+        prefill_progress: PrefillProgress | None = None,
     ) -> None:
         if quantization not in QUANTIZATIONS:
             raise ModelError(f"Unknown quantization {quantization!r}: use nf4, int8 or bf16.")
         if moe not in MOE_MODES:
             raise ModelError(f"Unknown MoE mode {moe!r}: use sparse or stock.")
+        if segment_tokens < 1:
+            raise ModelError(f"segment_tokens must be at least 1, not {segment_tokens}.")
         self.model_dir = Path(model_dir)
         self.quantization = quantization
         self.device = device
         self.moe = moe
+        self.segment_tokens = segment_tokens
+        #: Called as `prefill_progress(done, total)` while `generate` reads a prompt: first
+        #: `(0, total)`, then after each segment, `total` being the prompt tokens this answer
+        #: prefills (those not already in the kept cache) and `done` how many of them are read.
+        #: It runs on the thread iterating `generate` (the worker, the CLI's main thread), before
+        #: the answer's first chunk; assign it any time between answers (None: no reports).
+        self.prefill_progress: PrefillProgress | None = prefill_progress
         self._loaded: LoadedModel | None = None
         self._prefix = PrefixCache()
         #: Prompt tokens the last answer actually prefilled (the rest came from the kept cache).
@@ -101,28 +116,32 @@ class LocalLlama4Engine:
             return GenerationResult(StopReason.CANCELLED, timings)
         tokenizer = processor.tokenizer
         cut = cut_point(prompt.ids, tokenizer.convert_tokens_to_ids("<|header_end|>"))
-        reuse = self._prefix.reusable(prompt.ids[:cut])
+        # Everything but the last token is prefilled here, in segments; generate takes the last.
+        end = len(prompt.ids) - 1
+        reuse = self._prefix.reusable(prompt.ids[:end])
         self._check_budget(len(prompt.ids), len(prompt.ids) - reuse, request.max_new_tokens)
         config = sampling_config(
             model.generation_config, request.max_new_tokens, request.temperature, request.top_p
         )
-        tiling = budget.ImageTiling.from_processor(processor)
-        skip_tiles = tiles_before(
-            prompt.ids, model.config.image_token_id, tiling.tokens_per_tile, reuse
-        )
         self.last_prefill_tokens = len(prompt.ids) - reuse
 
-        def work(streamer: Any, criteria: Any) -> list[int]:
+        def work(streamer: Any, criteria: Any, report: Any) -> list[int]:
             return self._prefill_and_generate(
-                prompt.ids, prompt.pixel_values, skip_tiles, reuse, cut, config, streamer, criteria
+                prompt.ids, prompt.pixel_values, reuse, cut, config, streamer, criteria, report
             )
 
         deadline = start + request.max_time_s if request.max_time_s else None
-        outcome = yield from stream(work, tokenizer, cancel, deadline)
+        outcome = yield from stream(work, tokenizer, cancel, deadline, self.prefill_progress)
+        reason = outcome.stop_reason
+        if isinstance(outcome.error, Cancelled):
+            # Stopped (or out of time) between prompt segments: an answer without a word; what
+            # was read stays in the kept cache for the next try.
+            outcome.error = None
+            if reason not in (StopReason.CANCELLED, StopReason.TIME):
+                reason = StopReason.CANCELLED
         if outcome.error is not None:
             self._raise_from_thread(outcome, len(prompt.ids), prompt.image_count)
         self.last_token_ids = list(outcome.new_tokens)
-        reason = outcome.stop_reason
         eos = eos_ids(config)
         if reason not in (StopReason.CANCELLED, StopReason.TIME):
             if outcome.new_tokens and outcome.new_tokens[-1] in eos:
@@ -168,44 +187,57 @@ class LocalLlama4Engine:
         self,
         ids: list[int],
         pixel_values: Any,
-        skip_tiles: int,
         reuse: int,
         cut: int,
         config: Any,
         streamer: Any,
         criteria: Any,
+        report: Any,
     ) -> list[int]:
-        """On the helper thread: extend the kept prefix to `cut`, keep it, then generate."""
+        """On the helper thread: read `ids[reuse:-1]` into the one cache in segments, keeping it
+        once it reaches the kept prefix (`cut`), then generate from the last prompt token.
+
+        `criteria` is also the prefill's cancel flag (`make_stop_criteria`); `report(done,
+        total)` carries the prefill's progress to the caller's thread.
+        """
         import torch
         from transformers import DynamicCache, StoppingCriteriaList
+
+        from app.inference.llama4_prefill import prefill
 
         loaded = self._require_loaded()
         model = loaded.model
         device = loaded.device
+        end = len(ids) - 1
+        keep = max(cut, reuse)  # where the kept prefix ends (reuse: it is already kept)
+        total = end - reuse
         with torch.inference_mode():
-            if reuse:
-                cache = self._prefix.copy()
-            else:
+            cache = self._prefix.take() if reuse else None
+            if cache is None:
                 self._prefix.clear()
                 cache = DynamicCache(config=model.config.get_text_config())
-            if cut > reuse:
-                new_pixels = None
-                if pixel_values is not None and skip_tiles < pixel_values.shape[0]:
-                    new_pixels = pixel_values[skip_tiles:].to(device)
-                segment = torch.tensor([ids[reuse:cut]], device=device)
-                model(
-                    input_ids=segment,
-                    pixel_values=new_pixels,
-                    past_key_values=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                self._prefix.store(ids[:cut], cache)
+
+            def read(first: int, stop: int) -> None:
+                prefill(
+                    model, cache, ids, first, stop,
+                    pixel_values=pixel_values, segment_tokens=self.segment_tokens,
+                    cancel=criteria, logits=stop == end,  # one head call, as one forward makes
+                    progress=lambda done, _total: report(first - reuse + done, total),
+                )  # fmt: skip
+
+            if total:
+                report(0, total)
+            try:
+                read(reuse, keep)
+                if keep:
+                    self._prefix.store(ids[:keep], cache)
+                read(keep, end)
+            except Cancelled:
+                done = cache.get_seq_length()
+                if 0 < done < keep:  # keep what was read: asking again continues from there
+                    self._prefix.store(ids[:done], cache)
+                raise
             full = torch.tensor([ids], device=device)
-            # Without a kept prefix (no header in the prompt) generate prefills the images itself.
-            extra = {}
-            if cut == 0 and pixel_values is not None:
-                extra["pixel_values"] = pixel_values.to(device)
             out = model.generate(
                 input_ids=full,
                 attention_mask=torch.ones_like(full),
@@ -213,7 +245,6 @@ class LocalLlama4Engine:
                 generation_config=config,
                 streamer=streamer,
                 stopping_criteria=StoppingCriteriaList([criteria]),
-                **extra,
             )
             return out.sequences[0, len(ids) :].tolist()
 
@@ -230,7 +261,10 @@ class LocalLlama4Engine:
             free += torch.cuda.memory_reserved(loaded.device) - torch.cuda.memory_allocated(
                 loaded.device
             )
-            fits = budget.context_capacity(text_config, free, prefill_tokens)
+            # One cache (the kept prefix is the same object), activations of one segment.
+            fits = budget.context_capacity(
+                text_config, free, min(prefill_tokens, self.segment_tokens), cache_copies=1
+            )
             if fits < capacity:
                 capacity, where = fits, f"the GPU's free memory ({free / 1e9:.1f} GB)"
         budget.check_budget(prompt_tokens, max_new_tokens, capacity, where)

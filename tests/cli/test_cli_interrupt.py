@@ -1,12 +1,15 @@
 """Ctrl+C ends `ask` within about two seconds, whatever it is doing: exit 130, nothing lost.
 
-Real processes and real SIGINTs: an answer streaming from the tiny real Llama 4, and a command
-stuck where it never looks at the cancel flag (the case of a long prefill or a native call).
+Real processes and real SIGINTs: an answer streaming from the tiny real Llama 4, a long prompt
+still being prefilled (the engine stops between prompt segments), and a command stuck where it
+never looks at the cancel flag (a native call).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,19 +31,18 @@ STOP_BOUND_S = 4.0
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from app.inference.tiny import build_tiny_llama4
+def _interrupt(process: subprocess.Popen, read: bytes = b"") -> tuple[float, str, str]:
+    """SIGINT the process; return (seconds until it ended, stdout, stderr).
 
-    return build_tiny_llama4(tmp_path_factory.mktemp("interrupt-model") / "model")
-
-
-def _interrupt(process: subprocess.Popen) -> tuple[float, str, str]:
-    """SIGINT the process; return (seconds until it ended, stdout rest, stderr)."""
+    `read` is what the test already read of a bytes stdout: it goes in front of the rest before
+    decoding, since the first byte of the answer may be the start of a multi-byte character.
+    """
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     elapsed = time.monotonic() - sent
+    if isinstance(out, bytes):
+        out = read + out
     as_text = [b.decode("utf-8") if isinstance(b, bytes) else b for b in (out, err)]
     return elapsed, as_text[0], as_text[1]
 
@@ -57,8 +59,7 @@ def test_ctrl_c_mid_answer_exits_130_and_keeps_question_and_partial_answer(
     # Unbuffered: a buffered read would hold back text that communicate() then never sees.
     first = ask.stdout.read(1)  # the answer has started streaming
     assert first, ask.stderr.read()
-    elapsed, rest, err = _interrupt(ask)
-    shown = (first + rest.encode("utf-8")).decode("utf-8", errors="replace")
+    elapsed, shown, err = _interrupt(ask, read=first)
 
     assert ask.returncode == 130, err
     assert elapsed < STOP_BOUND_S, f"took {elapsed:.1f} s to stop"
@@ -70,6 +71,54 @@ def test_ctrl_c_mid_answer_exits_130_and_keeps_question_and_partial_answer(
     assert answer.stop_reason is StopReason.CANCELLED
     # What the user saw is what was saved (the process may have printed a final newline).
     assert answer.text and shown.startswith(printable(answer.text, keep_lines=True))
+
+
+@pytest.fixture(scope="module")
+def long_context_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with room for a 38,000-token prompt (a copy: the shared folder stays)."""
+    folder = tmp_path_factory.mktemp("long-context") / "model"
+    shutil.copytree(tiny_model, folder)
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config["text_config"]["max_position_embeddings"] = 65536
+    config_file.write_text(json.dumps(config))
+    return folder
+
+
+def test_ctrl_c_mid_prefill_exits_130_within_two_seconds_and_keeps_the_question(
+    tmp_path: Path, long_context_model: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    # ~38,000 tokens: reading them takes the tiny model seconds on a CPU (16 s on 2 cores).
+    question = "The quick brown fox jumps over the lazy dog. " * 2000
+    ask = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "ask",
+         "--model", str(long_context_model), "--max-new-tokens", "8", question],
+        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    loading = []
+    for line in ask.stderr:  # the load progress; "Ready" ends it
+        loading.append(line)
+        if line.startswith("Ready"):
+            break
+    assert loading and loading[-1].startswith("Ready"), "".join(loading)
+    time.sleep(0.5)  # into the prefill: the prompt is built in well under that
+    elapsed, out, err = _interrupt(ask)
+
+    assert ask.returncode == 130, err
+    assert elapsed < STOP_BOUND_S, f"took {elapsed:.1f} s to stop"
+    assert "Traceback" not in err
+    # The engine stopped between segments by itself: the watchdog did not have to end it.
+    assert "stopped" not in err
+    assert not out.strip()  # no answer had started
+    with SessionStore.open(data_dir) as store:
+        (session,) = store.list_sessions()
+        messages = store.messages(session.id)
+    assert (messages[0].role, messages[0].text) == (Role.USER, question)
+    for answer in messages[1:]:  # an empty answer, marked as stopped, if one is kept
+        assert (answer.role, answer.text, answer.stop_reason) == (
+            Role.ASSISTANT, "", StopReason.CANCELLED,
+        )  # fmt: skip
 
 
 _STUCK = textwrap.dedent(
