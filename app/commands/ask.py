@@ -18,6 +18,7 @@ from app.commands.common import (
     model_run,
     open_engine,
     open_store,
+    prefill_printer,
     progress_printer,
     rescue_answer,
 )
@@ -130,7 +131,10 @@ def _answer(
     question = conversation.save_question(None, args.question, attachments)
     opened = None
     cancel = interrupt.cancel
-    engine = open_engine(setup, quantization=args.quantization, moe=args.moe)
+    engine = open_engine(
+        setup, quantization=args.quantization, moe=args.moe,
+        prefill_progress=prefill_printer(quiet=args.json),
+    )  # fmt: skip
     try:
         load_start = time.perf_counter()
         engine.load(progress_printer(quiet=args.json), cancel)

@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -144,8 +145,22 @@ def server_for(args: argparse.Namespace, settings: Settings) -> ServerChoice | N
     return ServerChoice(url, model, load_api_key(url))
 
 
-def open_engine(run: ModelRun, *, quantization: str | None = None, moe: str = "sparse") -> Engine:
-    """The engine a run asked for, not loaded yet: the remote one or the local folder's."""
+def open_engine(
+    run: ModelRun,
+    *,
+    quantization: str | None = None,
+    moe: str = "sparse",
+    prefill_progress: Callable[[int, int], None] | None = None,
+) -> Engine:
+    """The engine a run asked for, not loaded yet: the remote one or the local folder's.
+
+    Args:
+        run: what `model_run` found.
+        quantization: overrides the settings' quantization (local only).
+        moe: the MoE path (local only).
+        prefill_progress: told (done, total) prompt tokens as a long prompt is read (local
+            only: a server reads the prompt on its side).
+    """
     if run.server is not None:
         from app.inference.remote_engine import RemoteEngine
 
@@ -155,7 +170,10 @@ def open_engine(run: ModelRun, *, quantization: str | None = None, moe: str = "s
 
     assert run.model_dir is not None
     return LocalLlama4Engine(
-        run.model_dir, quantization=quantization or run.settings.quantization, moe=moe
+        run.model_dir,
+        quantization=quantization or run.settings.quantization,
+        moe=moe,
+        prefill_progress=prefill_progress,
     )
 
 
@@ -291,6 +309,28 @@ def progress_printer(*, quiet: bool) -> Callable[[LoadProgress], None]:
             return
         counter = f" ({progress.done}/{progress.total})" if progress.total else ""
         print(f"{progress.message}{counter}", file=sys.stderr, flush=True)
+
+    return report
+
+
+#: A prompt shorter than this is read too fast for progress lines to help.
+PREFILL_REPORTED_FROM = 8192
+#: Seconds between two "reading N / M tokens" lines.
+PREFILL_REPORT_EVERY_S = 1.0
+
+
+def prefill_printer(*, quiet: bool) -> Callable[[int, int], None]:
+    """Says on stderr how much of a long prompt has been read, about once a second."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        if quiet or total < PREFILL_REPORTED_FROM:
+            return
+        now = time.monotonic()
+        if done < total and done and now - last[0] < PREFILL_REPORT_EVERY_S:
+            return
+        last[0] = now
+        print(f"reading {done:,} / {total:,} tokens", file=sys.stderr, flush=True)
 
     return report
 

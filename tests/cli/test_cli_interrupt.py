@@ -7,9 +7,7 @@ never looks at the cancel flag (a native call).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -71,18 +69,6 @@ def test_ctrl_c_mid_answer_exits_130_and_keeps_question_and_partial_answer(
     assert answer.stop_reason is StopReason.CANCELLED
     # What the user saw is what was saved (the process may have printed a final newline).
     assert answer.text and shown.startswith(printable(answer.text, keep_lines=True))
-
-
-@pytest.fixture(scope="module")
-def long_context_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with room for a 38,000-token prompt (a copy: the shared folder stays)."""
-    folder = tmp_path_factory.mktemp("long-context") / "model"
-    shutil.copytree(tiny_model, folder)
-    config_file = folder / "config.json"
-    config = json.loads(config_file.read_text())
-    config["text_config"]["max_position_embeddings"] = 65536
-    config_file.write_text(json.dumps(config))
-    return folder
 
 
 def test_ctrl_c_mid_prefill_exits_130_within_two_seconds_and_keeps_the_question(

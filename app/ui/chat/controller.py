@@ -65,6 +65,8 @@ class ChatController(QObject):
     load_progressed = Signal(object)
     #: Timings | None: the last answer's timings.
     timings_changed = Signal(object)
+    #: (done, total): prompt tokens the answer being written has read (a long prompt).
+    prefill_progressed = Signal(int, int)
 
     def __init__(
         self,
@@ -132,6 +134,7 @@ class ChatController(QObject):
         worker.load_failed.connect(self._on_worker_load_failed)
         worker.unload_finished.connect(self._on_worker_unload_finished)
         worker.chunk_received.connect(self._on_worker_chunk_received)
+        worker.prefill_progressed.connect(self._on_worker_prefill_progressed)
         worker.generation_finished.connect(self._on_worker_generation_finished)
         worker.generation_failed.connect(self._on_worker_generation_failed)
         worker.start(lambda: factory(snapshot))
@@ -566,6 +569,10 @@ class ChatController(QObject):
         if self._stream is not None and self._stream.message.id == request_id:
             self.message_posted.emit(f"The answer failed: {message}")
             self._finish(StopReason.ERROR, None, message)
+
+    def _on_worker_prefill_progressed(self, request_id: str, done: int, total: int) -> None:
+        if self._stream is not None and self._stream.message.id == request_id:
+            self.prefill_progressed.emit(done, total)
 
     def _on_run_text_streamed(self, text: str) -> None:
         stream = self._stream

@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
         c.load_progressed.connect(self.status.set_load_progress)
         c.engine_status_changed.connect(self._on_controller_engine_status_changed)
         c.timings_changed.connect(self.status.set_timings)
+        c.prefill_progressed.connect(self.status.set_prefill_progress)
         # Features meet here: the chat's events reach them, their guards reach the chat.
         c.add_send_guard(video.busy_refusal)  # no plain answer while the clip is asked about
         c.add_send_guard(documents.meter.refusal)  # nor over the context budget

@@ -13,6 +13,8 @@ from app.inference.engine import EngineStatus, LoadProgress
 from app.ui.widgets.plain_text import plain_html, plain_label
 
 _UNDO_MS = 10_000
+#: Prompts shorter than this are read too fast for a progress line to help.
+PREFILL_SHOWN_FROM = 8192
 _STATE_WORDS = {
     "not loaded": "Model: not loaded",
     "loading": "Model: loading…",
@@ -104,6 +106,15 @@ class StatusBar(QStatusBar):
         self.memory_label.setText(memory_text(status))
         self.memory_label.setToolTip(plain_html(status.name))
         self.memory_label.setVisible(bool(self.memory_label.text()))
+
+    def set_prefill_progress(self, done: int, total: int) -> None:
+        """Show how much of a long prompt the model has read ("Reading 120,000 / 400,000")."""
+        if total < PREFILL_SHOWN_FROM:
+            return  # a short prompt is read before anyone could read the line
+        if done >= total:
+            self.engine_label.setText(_STATE_WORDS["generating"])
+            return
+        self.engine_label.setText(f"Reading {done:,} / {total:,} tokens…")
 
     def set_timings(self, timings: Timings | None) -> None:
         """Show how fast the last answer came (hidden when unknown)."""

@@ -82,6 +82,8 @@ class EngineRunner(QObject):
     chunk_received = Signal(str, str)
     #: (request_id, GenerationResult): the answer ended.
     generation_finished = Signal(str, object)
+    #: (request_id, done, total): prompt tokens read so far by a segmented prefill.
+    prefill_progressed = Signal(str, int, int)
     #: (request_id, message): the answer failed.
     generation_failed = Signal(str, str)
     #: (no payload): an unload request is done.
@@ -229,9 +231,15 @@ class EngineRunner(QObject):
             return
         load_s = 0.0 if was_loaded else time.perf_counter() - load_started
         self._set_state("generating")
+        engine = self._engine
+        reports = hasattr(engine, "prefill_progress")  # the local engine reads long prompts
+        if reports:  # called on this thread between prompt segments
+            engine.prefill_progress = (  # type: ignore[attr-defined]
+                lambda done, total: self.prefill_progressed.emit(request_id, done, total)
+            )
         try:
             result = run_to_end(
-                self._engine.generate(request, token),
+                engine.generate(request, token),
                 lambda chunk: self.chunk_received.emit(request_id, chunk),
             )
         except Cancelled:
@@ -246,6 +254,9 @@ class EngineRunner(QObject):
             self._set_state("ready")
             self.generation_failed.emit(request_id, internal_error(exc))
             return
+        finally:
+            if reports:
+                engine.prefill_progress = None  # type: ignore[attr-defined]
         if load_s:
             timings = dataclasses.replace(result.timings, load_s=load_s)
             result = dataclasses.replace(result, timings=timings)

@@ -62,6 +62,8 @@ class InferenceWorker(QObject):
     chunk_received = Signal(str, str)
     #: (request_id, GenerationResult): the answer ended (done, cut short, or cancelled).
     generation_finished = Signal(str, object)
+    #: (request_id, done, total): prompt tokens a long prompt's prefill has read so far.
+    prefill_progressed = Signal(str, int, int)
     #: (request_id, message): the answer failed; the message is a plain sentence.
     generation_failed = Signal(str, str)
     #: (no payload): an unload request is done; the engine is not loaded now.
@@ -123,6 +125,7 @@ class InferenceWorker(QObject):
         runner.load_failed.connect(self._on_runner_load_failed, queued)
         runner.load_cancelled.connect(self._on_runner_load_cancelled, queued)
         runner.chunk_received.connect(self._on_runner_chunk_received, queued)
+        runner.prefill_progressed.connect(self.prefill_progressed, queued)
         runner.generation_finished.connect(self._on_runner_generation_finished, queued)
         runner.generation_failed.connect(self._on_runner_generation_failed, queued)
         runner.unload_finished.connect(self._on_runner_unload_finished, queued)
