@@ -31,7 +31,7 @@ from app.core.documents import (
     format_section,
     load_document,
 )
-from app.core.ingest import ingest_path
+from app.core.ingest import IngestLimits, ingest_path
 from app.core.messages import (
     Attachment,
     AttachmentKind,
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return setup
     cancel = CancelToken()
     with Interrupt(cancel) as interrupt, open_store(setup.data_dir, keep=not args.no_save) as store:
-        attachments = _ingest(args, store)
+        attachments = _ingest(args, store, setup.settings.ingest_limits())
         if interrupt.interrupted:
             return EXIT_INTERRUPTED
         broken = [a for a in attachments if a.status is AttachmentStatus.ERROR]
@@ -94,15 +94,20 @@ def run(args: argparse.Namespace) -> int:
         return _answer(args, setup, store, attachments, interrupt)
 
 
-def _ingest(args: argparse.Namespace, store: SessionStore) -> list[Attachment]:
-    """Every file the user named, as attachments; a file of the wrong kind becomes an error."""
+def _ingest(
+    args: argparse.Namespace, store: SessionStore, limits: IngestLimits | None = None
+) -> list[Attachment]:
+    """Every file the user named, as attachments; a file of the wrong kind becomes an error.
+
+    `limits` are the text file and folder limits from settings.json (None: the defaults).
+    """
     wanted: list[tuple[str, AttachmentKind | None]]
     wanted = [(p, AttachmentKind.IMAGE) for p in args.image]
     wanted += [(args.video, AttachmentKind.VIDEO)] if args.video else []
     wanted += [(p, None) for p in args.doc]
     attachments: list[Attachment] = []
     for path, kind in wanted:
-        for attachment in ingest_path(path, store.blobs):
+        for attachment in ingest_path(path, store.blobs, limits=limits):
             if kind and attachment.status is not AttachmentStatus.ERROR and attachment.kind != kind:
                 attachment = replace(
                     attachment,

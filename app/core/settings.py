@@ -20,6 +20,12 @@ Theme = Literal["system", "light", "dark"]
 Backend = Literal["local", "server"]
 
 MAX_NEW_TOKENS_LIMIT = 32768
+#: Ingest limits are set in megabytes of 1,000,000 bytes (what `human_size` prints).
+MB = 1_000_000
+#: (smallest, largest) allowed for each ingest limit, in MB or files.
+TEXT_MB_RANGE = (1, 1024)
+FOLDER_MB_RANGE = (1, 4096)
+FOLDER_FILES_RANGE = (100, 200_000)
 
 
 def _check_str(value: Any) -> str:
@@ -44,6 +50,19 @@ def _check_max_new_tokens(value: Any) -> int:
     if not 1 <= value <= MAX_NEW_TOKENS_LIMIT:
         raise ValueError(f"it must be between 1 and {MAX_NEW_TOKENS_LIMIT}")
     return value
+
+
+def _check_whole_in(bounds: tuple[int, int]) -> Callable[[Any], int]:
+    low, high = bounds
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("it must be a whole number")
+        if not low <= value <= high:
+            raise ValueError(f"it must be between {low:,} and {high:,}")
+        return value
+
+    return check
 
 
 def _check_number(value: Any) -> float:
@@ -102,7 +121,25 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "backend": _check_choice(get_args(Backend)),
     "server_url": check_server_url,
     "server_model": _check_str,
+    "max_text_mb": _check_whole_in(TEXT_MB_RANGE),
+    "max_folder_mb": _check_whole_in(FOLDER_MB_RANGE),
+    "max_folder_files": _check_whole_in(FOLDER_FILES_RANGE),
 }
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """How much one attached text file or folder may hold (from `Settings.ingest_limits`).
+
+    Attributes:
+        max_text_bytes: one text file; a larger one is refused.
+        max_folder_bytes: the text read from one folder in all; later files are skipped.
+        max_folder_files: the text files read from one folder; later ones are skipped.
+    """
+
+    max_text_bytes: int = 64 * MB
+    max_folder_bytes: int = 200 * MB
+    max_folder_files: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -119,6 +156,9 @@ class Settings:
         backend: "local" (the model folder) or "server" (`server_url`).
         server_url: the OpenAI-compatible server's base URL ("" when none is set).
         server_model: the model id picked from the server's `/v1/models` ("": its first).
+        max_text_mb: the largest text file read, in MB (1..1024).
+        max_folder_mb: the most text read from one folder, in MB (1..4096).
+        max_folder_files: the most text files read from one folder (100..200,000).
 
     Raises:
         ValueError: a field is out of range, with a sentence naming it.
@@ -133,6 +173,9 @@ class Settings:
     backend: Backend = "local"
     server_url: str = ""
     server_model: str = ""
+    max_text_mb: int = 64
+    max_folder_mb: int = 200
+    max_folder_files: int = 20_000
 
     def __post_init__(self) -> None:
         for name, check in _VALIDATORS.items():
@@ -142,6 +185,14 @@ class Settings:
                 object.__setattr__(self, name, check(value))
             except ValueError as exc:
                 raise ValueError(f"Setting {name} = {value!r} is not valid: {exc}.") from None
+
+    def ingest_limits(self) -> IngestLimits:
+        """The ingest limits these settings set (in bytes and files)."""
+        return IngestLimits(
+            max_text_bytes=self.max_text_mb * MB,
+            max_folder_bytes=self.max_folder_mb * MB,
+            max_folder_files=self.max_folder_files,
+        )
 
 
 def settings_from_dict(raw: dict[str, Any]) -> tuple[Settings, list[str]]:

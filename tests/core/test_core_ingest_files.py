@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.ingest import MAX_TEXT_BYTES, ingest_path
+from app.core.ingest import MAX_TEXT_BYTES, IngestLimits, ingest_path
 from app.core.messages import AttachmentKind, AttachmentStatus
 from app.core.video import info_from_detail
 from app.store.blobs import BlobStore
@@ -122,22 +122,29 @@ def test_binaries_are_refused(files: Path, blobs: BlobStore, content: bytes) -> 
 
 def test_text_over_the_cap_is_refused_with_sizes(files: Path, blobs: BlobStore) -> None:
     path = files / "big.log"
-    path.write_bytes(b"a" * (MAX_TEXT_BYTES + 1))
+    path.write_bytes(b"a" * (4_000_000 + 1))
 
-    att = _only(ingest_path(path, blobs))
+    att = _only(ingest_path(path, blobs, limits=IngestLimits(max_text_bytes=4_000_000)))
 
     assert att.status is AttachmentStatus.ERROR
-    assert att.detail == "“big.log” is 4.0 MB; Scout Desk reads text files up to 4.0 MB."
+    assert att.detail == (
+        "“big.log” is 4.0 MB; Scout Desk reads text files up to 4.0 MB "
+        "(the text file limit, set in Settings → Limits)."
+    )
 
 
 def test_text_exactly_at_the_cap_is_accepted(files: Path, blobs: BlobStore) -> None:
     path = files / "edge.txt"
-    path.write_bytes(b"b" * MAX_TEXT_BYTES)
+    path.write_bytes(b"b" * 4_000_000)
 
-    att = _only(ingest_path(path, blobs))
+    att = _only(ingest_path(path, blobs, limits=IngestLimits(max_text_bytes=4_000_000)))
 
     assert att.status is AttachmentStatus.READY
-    assert att.size == MAX_TEXT_BYTES
+    assert att.size == 4_000_000
+
+
+def test_the_default_text_cap_is_64_mb() -> None:
+    assert MAX_TEXT_BYTES == 64_000_000 == IngestLimits().max_text_bytes
 
 
 def test_whitespace_only_file_has_no_text(files: Path, blobs: BlobStore) -> None:

@@ -124,9 +124,15 @@ def test_caps_on_files_bytes_and_size_are_reported_per_file(files: Path, blobs: 
         "f1.txt",
         "f2.txt",
     ]
-    assert report["f3.txt"] == ("skipped", "over the limit of 35 bytes in all")
+    assert report["f3.txt"] == (
+        "skipped",
+        "over the limit of 35 bytes in all (set in Settings → Limits)",
+    )
     over = ingest_folder(root, "many", str(root), blobs, FolderLimits(max_files=2))
-    assert _report(_read(blobs, over))["f2.txt"] == ("skipped", "over the limit of 2 files")
+    assert _report(_read(blobs, over))["f2.txt"] == (
+        "skipped",
+        "over the limit of 2 files (set in Settings → Limits)",
+    )
 
 
 def test_a_50_mb_single_line_is_skipped_unread(files: Path, blobs: BlobStore) -> None:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from app.core.settings import Settings, load_settings, save_settings, settings_to_dict
+from app.core.settings import (
+    IngestLimits,
+    Settings,
+    load_settings,
+    save_settings,
+    settings_to_dict,
+)
 
 
 def test_missing_file_gives_defaults_quietly(tmp_path: Path) -> None:
@@ -147,4 +153,44 @@ def test_settings_to_dict_lists_every_field() -> None:
         "backend": "local",
         "server_url": "",
         "server_model": "",
+        "max_text_mb": 64,
+        "max_folder_mb": 200,
+        "max_folder_files": 20_000,
     }
+
+
+def test_ingest_limits_round_trip_and_become_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    chosen = Settings(max_text_mb=1, max_folder_mb=4096, max_folder_files=100)
+
+    save_settings(path, chosen)
+
+    loaded, warnings = load_settings(path)
+    assert (loaded, warnings) == (chosen, [])
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert (raw["max_text_mb"], raw["max_folder_mb"], raw["max_folder_files"]) == (1, 4096, 100)
+    assert loaded.ingest_limits() == IngestLimits(1_000_000, 4_096_000_000, 100)
+    assert Settings().ingest_limits() == IngestLimits(64_000_000, 200_000_000, 20_000)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("max_text_mb", "0"),
+        ("max_text_mb", "1025"),
+        ("max_text_mb", "2.5"),
+        ("max_folder_mb", "0"),
+        ("max_folder_mb", "4097"),
+        ("max_folder_files", "99"),
+        ("max_folder_files", "200001"),
+        ("max_folder_files", "true"),
+    ],
+)
+def test_an_ingest_limit_out_of_range_falls_back(tmp_path: Path, key: str, raw: str) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(f'{{"{key}": {raw}}}', encoding="utf-8")
+
+    settings, warnings = load_settings(path)
+
+    assert getattr(settings, key) == getattr(Settings(), key)
+    assert len(warnings) == 1 and warnings[0].startswith(f"Setting {key} = {raw} is not valid")

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from app.core.ingest.common import BlobSink, BlobStoreError, failed, quoted
 from app.core.ingest.docx import DOCX_MIME, declared_entry_count, ingest_docx
-from app.core.ingest.folder import FOLDER_MIME, ingest_folder
+from app.core.ingest.folder import FOLDER_MIME, FolderLimits, ingest_folder
 from app.core.ingest.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ingest_image, too_large_file
 from app.core.ingest.pdf import PDF_MIME, ingest_pdf, needs_password, render_pdf_pages
 from app.core.ingest.sniff import HEAD_BYTES, Family, Sniffed, is_playlist, sniff
@@ -28,6 +28,7 @@ from app.core.ingest.text import (
     too_large_error,
 )
 from app.core.messages import Attachment, AttachmentKind
+from app.core.settings import IngestLimits
 
 __all__ = [
     "DOCX_MIME",
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "PDF_MIME",
     "BlobSink",
+    "IngestLimits",
     "ingest_path",
     "needs_password",
     "render_pdf_pages",
@@ -56,13 +58,20 @@ _MAX_INDEX_ENTRIES = 10_000
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
-def ingest_path(path: Path | str, blobs: BlobSink, password: str | None = None) -> list[Attachment]:
+def ingest_path(
+    path: Path | str,
+    blobs: BlobSink,
+    password: str | None = None,
+    limits: IngestLimits | None = None,
+) -> list[Attachment]:
     """Sniff, check and store one dropped file or folder (or report why it cannot be used).
 
     Args:
         path: the file or folder the user gave.
         blobs: where accepted content is stored (`app.store.blobs.BlobStore`).
         password: for an encrypted PDF, once the user gave it (see `needs_password`).
+        limits: the text file and folder limits set in Settings (`Settings.ingest_limits`);
+            None means the defaults.
 
     Returns:
         One attachment. PDFs, Word files and folders become DOCUMENT attachments whose blob is
@@ -73,7 +82,7 @@ def ingest_path(path: Path | str, blobs: BlobSink, password: str | None = None) 
     name = path.name or str(path)
     source_path = str(path.absolute())
     try:
-        return [_ingest_one(path, name, source_path, blobs, password)]
+        return [_ingest_one(path, name, source_path, blobs, password, limits or IngestLimits())]
     except BlobStoreError as exc:
         return [failed(name, source_path, f"{quoted(name)} could not be saved: {exc}")]
     except OSError as exc:
@@ -88,7 +97,12 @@ def ingest_path(path: Path | str, blobs: BlobSink, password: str | None = None) 
 
 
 def _ingest_one(
-    path: Path, name: str, source_path: str, blobs: BlobSink, password: str | None
+    path: Path,
+    name: str,
+    source_path: str,
+    blobs: BlobSink,
+    password: str | None,
+    limits: IngestLimits,
 ) -> Attachment:
     # stat first: opening a FIFO or a device could block forever or read without end.
     try:
@@ -100,7 +114,7 @@ def _ingest_one(
     except OSError as exc:
         return failed(name, source_path, f"{quoted(name)} cannot be read: {exc.strerror or exc}.")
     if stat.S_ISDIR(info.st_mode):
-        return ingest_folder(path, name, source_path, blobs)
+        return ingest_folder(path, name, source_path, blobs, FolderLimits.from_settings(limits))
     if not stat.S_ISREG(info.st_mode):
         what = next((label for test, label in _SPECIAL_FILES if test(info.st_mode)), "not a file")
         return failed(name, source_path, f"{quoted(name)} is {what}, not a regular file.")
@@ -129,7 +143,9 @@ def _ingest_one(
             return ingest_video(path, name, source_path, sniffed, info.st_size, blobs)
         if is_playlist(head):
             return _playlist(name, source_path)
-        return _dispatch(handle, head, sniffed, info.st_size, name, source_path, blobs)
+        return _dispatch(
+            handle, head, sniffed, info.st_size, name, source_path, blobs, limits.max_text_bytes
+        )
 
 
 def _playlist(name: str, source_path: str) -> Attachment:
@@ -149,6 +165,7 @@ def _dispatch(
     name: str,
     source_path: str,
     blobs: BlobSink,
+    max_text_bytes: int = MAX_TEXT_BYTES,
 ) -> Attachment:
     """Route a sniffed file to the step for its family, reading only as much as that step needs."""
     family = sniffed.family
@@ -178,9 +195,13 @@ def _dispatch(
         )
     if looks_binary(head):
         return binary_error(name, source_path)
-    if file_size > MAX_TEXT_BYTES:
-        return too_large_error(name, source_path, file_size)
-    data = head + handle.read(MAX_TEXT_BYTES + 1 - len(head))
+    if file_size > max_text_bytes:
+        return too_large_error(name, source_path, file_size, max_text_bytes)
+    # Read the file again from its start in one piece: `head + rest` would copy it whole.
+    handle.seek(0)
+    data = handle.read(max_text_bytes + 1)
+    if len(data) > max_text_bytes:  # it grew since the stat
+        return too_large_error(name, source_path, len(data), max_text_bytes)
     return ingest_text(data, name, source_path, blobs)
 
 

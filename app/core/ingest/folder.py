@@ -16,6 +16,7 @@ from app.core.ingest.common import BlobSink, document_attachment, failed, human_
 from app.core.ingest.sniff import HEAD_BYTES, Family, sniff
 from app.core.ingest.text import decode_text, looks_binary
 from app.core.messages import Attachment, AttachmentKind
+from app.core.settings import IngestLimits
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ MAX_GITIGNORE_BYTES = 1_000_000
 #: plus those of the folders above it) cost time per file: 40,000 rules over 2,000 files took
 #: ~10-25 s, 2,000 take well under a second.
 MAX_GITIGNORE_RULES = 2_000
+#: Ends the reasons for the folder limits the user sets.
+_SET_IN_SETTINGS = " (set in Settings → Limits)"
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,21 @@ class FolderLimits:
         max_gitignore_rules: .gitignore rules in force at once (see `MAX_GITIGNORE_RULES`).
     """
 
-    max_files: int = 2_000
-    max_total_bytes: int = 20_000_000
+    max_files: int = IngestLimits().max_folder_files
+    max_total_bytes: int = IngestLimits().max_folder_bytes
     max_file_bytes: int = 1_000_000
     max_depth: int = 20
-    max_entries: int = 50_000
+    max_entries: int = 100_000
     max_gitignore_rules: int = MAX_GITIGNORE_RULES
+
+    @classmethod
+    def from_settings(cls, limits: IngestLimits) -> FolderLimits:
+        """The folder limits for the ingest limits set in Settings (entries scale with files)."""
+        return cls(
+            max_files=limits.max_folder_files,
+            max_total_bytes=limits.max_folder_bytes,
+            max_entries=max(cls.max_entries, 5 * limits.max_folder_files),
+        )
 
 
 @dataclass
@@ -235,7 +247,7 @@ def _read_file(walk: _Walk, path: Path, rel: str, info: os.stat_result) -> None:
         walk.skip(rel, f"the same file as {walk.seen_files[key]}", size)
         return
     if len(walk.sections) >= limits.max_files:
-        walk.skip(rel, f"over the limit of {limits.max_files:,} files", size)
+        walk.skip(rel, f"over the limit of {limits.max_files:,} files{_SET_IN_SETTINGS}", size)
         return
     if size == 0:
         walk.skip(rel, "empty")
@@ -245,7 +257,8 @@ def _read_file(walk: _Walk, path: Path, rel: str, info: os.stat_result) -> None:
                        f"{human_size(limits.max_file_bytes)} a file)", size)  # fmt: skip
         return
     if walk.used_bytes + size > limits.max_total_bytes:
-        walk.skip(rel, f"over the limit of {human_size(limits.max_total_bytes)} in all", size)
+        total = human_size(limits.max_total_bytes)
+        walk.skip(rel, f"over the limit of {total} in all{_SET_IN_SETTINGS}", size)
         return
     data = _read_regular(path, key, limits.max_file_bytes)
     if data is None:

@@ -7,9 +7,11 @@ from pathlib import PurePath
 from app.core.ingest.common import BlobSink, failed, human_size, kind_hint, put_blob, quoted
 from app.core.ingest.sniff import HEAD_BYTES
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
+from app.core.settings import IngestLimits
 
-#: Largest text file accepted (about a million words: more would not fit the prompt anyway).
-MAX_TEXT_BYTES = 4_000_000
+#: Largest text file accepted by default (Settings → Limits changes it); what does not fit the
+#: prompt goes chunk by chunk.
+MAX_TEXT_BYTES = IngestLimits().max_text_bytes
 
 _BOMS: tuple[tuple[bytes, str, str], ...] = (
     # UTF-32 first: its little-endian BOM starts with UTF-16's.
@@ -83,11 +85,13 @@ def binary_error(name: str, source_path: str) -> Attachment:
     return failed(name, source_path, sentence, AttachmentKind.DOCUMENT)
 
 
-def too_large_error(name: str, source_path: str, file_size: int) -> Attachment:
-    """The attachment for a text file over `MAX_TEXT_BYTES`."""
+def too_large_error(
+    name: str, source_path: str, file_size: int, limit: int = MAX_TEXT_BYTES
+) -> Attachment:
+    """The attachment for a text file over `limit` (the text file limit set in Settings)."""
     sentence = (
         f"{quoted(name)} is {human_size(file_size)}; Scout Desk reads text files up to "
-        f"{human_size(MAX_TEXT_BYTES)}."
+        f"{human_size(limit)} (the text file limit, set in Settings → Limits)."
     )
     return failed(name, source_path, sentence, AttachmentKind.TEXT, "text/plain")
 
@@ -96,7 +100,7 @@ def ingest_text(data: bytes, name: str, source_path: str, blobs: BlobSink) -> At
     """Decode a text file and store it as a UTF-8 blob with Unix line endings.
 
     Args:
-        data: the whole file (at most `MAX_TEXT_BYTES`; the caller checked for binaries).
+        data: the whole file (within the text limit; the caller checked for binaries).
         name: the file's base name.
         source_path: its absolute path.
         blobs: where the text is stored.
@@ -110,7 +114,10 @@ def ingest_text(data: bytes, name: str, source_path: str, blobs: BlobSink) -> At
     if not text.strip():
         sentence = f"{quoted(name)} has no text in it."
         return failed(name, source_path, sentence, AttachmentKind.TEXT, "text/plain")
-    stored = text.encode("utf-8")
+    # A UTF-8 file without a BOM or CR is stored as read: no second copy of a big file.
+    plain_utf8 = not fallback and not has_bom(data) and b"\r" not in data
+    stored = data if plain_utf8 else text.encode("utf-8")
+    del text
     sha = put_blob(blobs, stored)
     return Attachment(
         name=name,

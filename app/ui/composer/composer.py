@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.messages import Attachment, AttachmentKind, AttachmentStatus
+from app.core.settings import IngestLimits, Settings
 from app.ui.composer.chips import ComposerChips
 from app.ui.composer.pdf_password import PasswordPrompt, ask_pdf_password
 from app.ui.tasks.ingest_pool import IngestPool
@@ -114,6 +116,9 @@ class Composer(QWidget):
         self._frame_jobs: dict[int, Attachment] = {}
         #: Asks for a PDF's password; tests replace it to answer without a dialog.
         self.ask_password: PasswordPrompt = ask_pdf_password
+        #: The settings whose limits apply to attached files (`set_settings_source`); None
+        #: means the defaults.
+        self._settings_source: Callable[[], Settings] | None = None
 
         self.notice = QLabel(self)
         self.notice.setObjectName("ComposerNotice")
@@ -268,10 +273,20 @@ class Composer(QWidget):
 
     # -- attachments -------------------------------------------------------------------------
 
+    def set_settings_source(self, source: Callable[[], Settings] | None) -> None:
+        """Where the text file and folder limits of attached files come from."""
+        self._settings_source = source
+
+    def ingest_limits(self) -> IngestLimits:
+        """The limits set in Settings now (read at each attach, so a change applies at once)."""
+        source = self._settings_source
+        return source().ingest_limits() if source is not None else IngestLimits()
+
     def attach_paths(self, paths: list[Path]) -> None:
         """Queue files and folders for reading; each gets a chip at once."""
+        limits = self.ingest_limits()
         for path in paths:
-            job_id = self._ingest.submit_path(path)
+            job_id = self._ingest.submit_path(path, limits=limits)
             self._jobs[job_id] = (path, None)
             self.chips.add_pending(job_id, path.name or str(path))
 
@@ -294,7 +309,7 @@ class Composer(QWidget):
                 path, given = job
                 password = self.ask_password(self.window(), found[0].name, given is not None)
                 if password and self.chips.is_pending(job_id):
-                    retry = self._ingest.submit_path(path, password)
+                    retry = self._ingest.submit_path(path, password, self.ingest_limits())
                     self._jobs[retry] = (path, password)
                     self.chips.rekey(job_id, retry)
                     return

@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.chat_view = ChatView()
         self.welcome = WelcomePanel()
         self.composer = Composer(self.ingest)
+        self.composer.set_settings_source(self.effective_settings)  # its file size limits
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self.controller = ChatController(

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
@@ -20,7 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.settings import MAX_NEW_TOKENS_LIMIT, Settings
+from app.core.settings import (
+    FOLDER_FILES_RANGE,
+    FOLDER_MB_RANGE,
+    MAX_NEW_TOKENS_LIMIT,
+    TEXT_MB_RANGE,
+    Settings,
+)
 from app.ui.shell.server_settings import ServerSettings
 from app.ui.widgets.plain_text import plain_label
 
@@ -105,6 +112,7 @@ class SettingsDialog(QDialog):
         form.addRow("Top-p:", self.top_p_spin)
         form.addRow("Theme:", self.theme_combo)
         form.addRow("Data folder:", self.data_dir_edit)
+        form.addRow(self._limits_group(settings))
 
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
@@ -132,7 +140,28 @@ class SettingsDialog(QDialog):
             backend=self.server.backend,
             server_url=self.server.server_url(),
             server_model=self.server.server_model(),
+            max_text_mb=self.max_text_spin.value(),
+            max_folder_mb=self.max_folder_spin.value(),
+            max_folder_files=self.max_files_spin.value(),
         )
+
+    def _limits_group(self, settings: Settings) -> QGroupBox:
+        """The "Limits" group: how large an attached text file or folder may be."""
+        group = QGroupBox("Limits", self)
+        self.max_text_spin = _int_spin(TEXT_MB_RANGE, settings.max_text_mb, " MB", group)
+        self.max_text_spin.setAccessibleName("Largest text file")
+        self.max_folder_spin = _int_spin(FOLDER_MB_RANGE, settings.max_folder_mb, " MB", group)
+        self.max_folder_spin.setAccessibleName("Most text read from a folder")
+        self.max_files_spin = _int_spin(
+            FOLDER_FILES_RANGE, settings.max_folder_files, " files", group
+        )
+        self.max_files_spin.setAccessibleName("Most files read from a folder")
+        self.max_files_spin.setSingleStep(1000)
+        limits = QFormLayout(group)
+        limits.addRow("Text file up to:", self.max_text_spin)
+        limits.addRow("Folder up to:", self.max_folder_spin)
+        limits.addRow("Folder files up to:", self.max_files_spin)
+        return group
 
     def typed_key(self) -> str | None:
         """An API key typed in the dialog (it goes to the keyring, never to settings.json)."""
@@ -188,4 +217,13 @@ def _double_spin(
     spin.setSingleStep(step)
     spin.setDecimals(2)
     spin.setValue(value)
+    return spin
+
+
+def _int_spin(bounds: tuple[int, int], value: int, suffix: str, parent: QWidget) -> QSpinBox:
+    spin = QSpinBox(parent)
+    spin.setRange(*bounds)
+    spin.setValue(value)
+    spin.setSuffix(suffix)
+    spin.setGroupSeparatorShown(True)
     return spin

@@ -17,6 +17,7 @@ from app.ui.tasks.pool import TaskPool
 
 if TYPE_CHECKING:  # ingest itself is imported on the pool threads (see `_ingest`)
     from app.core.ingest.common import BlobFolder
+    from app.core.settings import IngestLimits
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +42,21 @@ class IngestPool(QObject):
         self._next_id = 0
         self._pending: set[int] = set()
 
-    def submit_path(self, path: Path, password: str | None = None) -> int:
-        """Ingest a file or a folder in the background.
+    def submit_path(
+        self, path: Path, password: str | None = None, limits: IngestLimits | None = None
+    ) -> int:
+        """Ingest a file or a folder in the background (reading and decoding happen there).
 
         Args:
             path: what the user dropped, pasted or picked.
             password: for an encrypted PDF, once the user gave it.
+            limits: the text file and folder limits set in Settings (None: the defaults).
 
         Returns:
             The job id `ingest_finished` will carry.
         """
         blobs = self._blobs
-        return self._submit(path.name or str(path), lambda: _ingest(path, blobs, password))
+        return self._submit(path.name or str(path), lambda: _ingest(path, blobs, password, limits))
 
     def submit_call(self, name: str, work: Callable[[BlobFolder], list[Attachment]]) -> int:
         """Run other attachment work on the pool (render PDF pages, store a trimmed document).
@@ -108,12 +112,17 @@ class IngestPool(QObject):
         self.ingest_finished.emit(job_id, attachments)
 
 
-def _ingest(path: Path, blobs: BlobFolder, password: str | None = None) -> list[Attachment]:
+def _ingest(
+    path: Path,
+    blobs: BlobFolder,
+    password: str | None = None,
+    limits: IngestLimits | None = None,
+) -> list[Attachment]:
     # Imported here, on the pool thread: ingest pulls in Pillow and friends, which start-up
     # does not need.
     from app.core.ingest import ingest_path
 
-    return list(ingest_path(path, blobs, password=password))
+    return list(ingest_path(path, blobs, password=password, limits=limits))
 
 
 def _ingest_image(image: QImage, name: str, blobs: BlobFolder) -> list[Attachment]:
