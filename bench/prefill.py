@@ -30,6 +30,13 @@ freed memory from hiding the next run's peak. Without /proc (not Linux) a thread
 RSS every millisecond instead (peaks shorter than that can be missed). The RSS figures include
 allocator overheads, so read them to a few MB.
 
+With `--measure SEGMENT:CONTEXT ...` it measures instead what `app.inference.budget` prices:
+the working memory of the segmented prefill's last segment (`segment` tokens ending at `context`),
+i.e. the peak above the level before that segment minus the KV the segment adds, next to
+`budget.segment_bytes`' prediction for the same shape (float32), one JSON object a line. This is
+where budget's `_ACTIVATION_VALUES_PER_WIDTH` comes from;
+`tests/inference/test_budget_segmented.py` runs it.
+
 Benchmarks print figures and never judge speed (see bench/README.md).
 """
 
@@ -67,11 +74,19 @@ def main() -> int:
     parser.add_argument("--segment", type=int, default=DEFAULT_SEGMENT_TOKENS, metavar="N")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda:0")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--measure", nargs="+", default=None, metavar="SEGMENT:CONTEXT",
+        help="measure the last segment's working memory for these shapes (JSON lines)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.device == "cpu" and _MMAP_ENV not in os.environ and sys.platform == "linux":
         # Before anything is allocated: see the module docstring.
         env = {**os.environ, _MMAP_ENV: "65536"}
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+    if args.measure:
+        points = [tuple(int(x) for x in point.split(":")) for point in args.measure]
+        return measure_segments([(s, c) for s, c in points], args.device, args.seed)
 
     import torch
     from transformers import DynamicCache, Llama4ForConditionalGeneration
@@ -135,6 +150,57 @@ def main() -> int:
         "peak MB: memory above the level before the prefill, KV cache included; × : segmented / "
         "one-shot (below 1: segmented is faster or smaller)."
     )
+    return 0
+
+
+def measure_segments(points: list[tuple[int, int]], device: str, seed: int) -> int:
+    """Print, per (segment, context), the last segment's measured and predicted working bytes."""
+    import json
+
+    import torch
+    from transformers import DynamicCache, Llama4ForConditionalGeneration
+
+    from app.inference.budget import segment_bytes
+
+    torch.manual_seed(seed)
+    config = tiny_config(max_position_embeddings=max(c for _, c in points) + 64)
+    config.dtype = "float32"
+    model = Llama4ForConditionalGeneration(config).eval().to(device)
+    install_moe(model, "sparse")
+    text_config = config.get_text_config()
+    meter = _meter(device)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        warm = torch.randint(0, 384, (256,), generator=generator).tolist()
+        prefill(model, DynamicCache(config=text_config), warm, 0, len(warm), logits=False)
+        for segment, context in points:
+            ids = torch.randint(0, 384, (context,), generator=generator).tolist()
+            cache = DynamicCache(config=text_config)
+            start = context - segment
+            prefill(model, cache, ids, 0, start, segment_tokens=segment, logits=False)
+            held = _cache_bytes(cache)
+            _, seconds, peak = _measure(
+                meter,
+                lambda ids=ids, cache=cache, start=start, segment=segment: prefill(
+                    model, cache, ids, start, len(ids), segment_tokens=segment, logits=False
+                ),
+            )
+            working = peak - (_cache_bytes(cache) - held)
+            predicted = segment_bytes(text_config.to_dict(), segment, context, dtype_bytes=4)
+            print(
+                json.dumps(
+                    {
+                        "segment": segment,
+                        "context": context,
+                        "working_bytes": working,
+                        "predicted_bytes": predicted,
+                        "seconds": round(seconds, 3),
+                        "meter": meter.what,
+                    }
+                ),
+                flush=True,
+            )
+            del cache
     return 0
 
 

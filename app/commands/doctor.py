@@ -15,7 +15,9 @@ from typing import Any
 from app import __version__
 from app.commands.terminal import printable
 from app.core import paths
-from app.inference.estimate import GB
+from app.inference.budget import context_capacity, kv_bytes_per_token
+from app.inference.estimate import GB, GIB, text_config
+from app.inference.model_json import ModelJsonError, read_model_json
 from app.inference.preflight import QUANTIZATIONS, PreflightReport, check_model_folder
 
 EXIT_OK, EXIT_MODEL = 0, 4
@@ -50,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--server", metavar="URL", default=None,
         help="also check an OpenAI-compatible server (vLLM): reachable, its models and context",
     )  # fmt: skip
+    parser.add_argument(
+        "--gpu-memory", metavar="GB", type=float, default=None,
+        help="estimate the context for a card of this much memory as sold (80: an 80 GB card, "
+        "80 GiB) instead of the GPU seen",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -69,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     if model_dir is not None:
         report = check_model_folder(model_dir, args.quantization, free_gpu_bytes=cuda.free_bytes)
     result = doctor_result(versions(), cuda, report, args.quantization)
+    gpu_memory = getattr(args, "gpu_memory", None)
+    result["context"] = context_result(
+        model_dir if report is not None else None,
+        report,
+        int(gpu_memory * GIB) if gpu_memory is not None else cuda.free_bytes,
+    )
     server_url = getattr(args, "server", None)
     if server_url is not None:
         result["server"] = server_result(server_url)
@@ -186,6 +199,41 @@ def doctor_result(
     return result
 
 
+def context_result(
+    model_dir: Path | None, report: PreflightReport | None, device_bytes: int | None
+) -> dict[str, Any]:
+    """The `context` object of `doctor --json`: the longest prompt the device can hold.
+
+    Args:
+        model_dir: the model folder (None: all fields null).
+        report: its preflight report (`estimated_weight_bytes` for the chosen quantization).
+        device_bytes: memory of the device to price: the GPU's free memory, or `--gpu-memory`'s
+            card (None: no GPU, `max_prompt_tokens` null).
+
+    Returns:
+        `max_prompt_tokens` (`budget.context_capacity` for one segment of prefill, bf16 KV, after
+        the weights), `kv_bytes_per_token` (the global layers' bf16 KV per token) and
+        `weights_bytes`.
+    """
+    result: dict[str, Any] = {
+        "max_prompt_tokens": None,
+        "kv_bytes_per_token": None,
+        "weights_bytes": None,
+    }
+    if model_dir is None or report is None:
+        return result
+    try:
+        text = text_config(read_model_json(model_dir / "config.json"))
+        per_token = kv_bytes_per_token(text)
+    except (ModelJsonError, TypeError, ValueError):
+        return result  # preflight already says what is wrong with config.json
+    weights = report.estimated_weight_bytes
+    result |= {"kv_bytes_per_token": per_token, "weights_bytes": weights}
+    if device_bytes is not None and weights is not None:
+        result["max_prompt_tokens"] = context_capacity(text, device_bytes - weights, 1 << 62)
+    return result
+
+
 def format_text(result: dict[str, Any]) -> str:
     """The human-readable report."""
     v = result["versions"]
@@ -215,6 +263,18 @@ def format_text(result: dict[str, Any]) -> str:
             f"  {_count(result['total_params'])} parameters; weights as "
             f"{result['load_quantization']}: {_gb(result['estimated_weight_bytes'])} "
             f"+ {_gb(result['margin_bytes'])} working memory; fits on the GPU: {fits}"
+        )
+    context = result.get("context") or {}
+    if context.get("max_prompt_tokens") is not None:
+        lines.append(
+            f"  Context: up to {context['max_prompt_tokens']:,} prompt tokens "
+            f"(bf16 KV {context['kv_bytes_per_token']:,} bytes a token, weights "
+            f"{_gb(context['weights_bytes'])})"
+        )
+    elif context.get("kv_bytes_per_token") is not None:
+        lines.append(
+            f"  Context: unknown without a GPU (bf16 KV {context['kv_bytes_per_token']:,} bytes "
+            f"a token; --gpu-memory GB estimates for a card)"
         )
     for title, key in (("Problems", "problems"), ("Warnings", "warnings")):
         if result[key]:

@@ -3,7 +3,8 @@
 Pure arithmetic on config values (no torch), so the composer can show a live meter. Image tokens
 follow `Llama4ImageProcessor`'s tiling and `Llama4Processor`'s placeholder layout; memory follows
 transformers' cache for Llama 4: chunked-attention layers keep at most one chunk, global layers
-grow with the context.
+grow with the context, and the segmented prefill (`llama4_prefill`) adds one segment's working
+memory, whose global-layer mask and repeated keys grow with the context too (`segment_bytes`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.inference.engine import BadInputError
+from app.inference.llama4_prefill import DEFAULT_SEGMENT_TOKENS
 from app.inference.model_json import (
     ModelJsonError,
     checked_setting,
@@ -25,10 +27,21 @@ from app.inference.model_json import (
 )
 
 BF16_BYTES = 2
-# Measured for Scout's dense-MoE prefill (issue 3): activation bytes per prompt token, for
-# 16 experts × (hidden 5120 + expert width 8192); other shapes scale with that product.
-_SCOUT_PREFILL_BYTES_PER_TOKEN = 368_000
-_SCOUT_MOE_WIDTH = 16 * (5120 + 8192)
+#: Working memory of the segmented prefill per segment token that is not a mask or a key/value
+#: copy (hidden states, q/k/v, router and expert buffers of one layer at a time), in bytes of the
+#: activation dtype, per unit of `_activation_width`. MEASURED (`bench/prefill.py --measure`):
+#: the tiny random Llama 4 (hidden 64, intermediate 128 + 128, in float32), segments of 512 and
+#: 2,048 tokens at contexts of 4K-32K, on an x86_64 CPU, 2 cores (torch 2.14.1, transformers
+#: 5.23, sdpa attention, sparse MoE): peak resident set above the level before the last segment,
+#: minus that segment's KV, minus the mask and repeat terms below, left 2.1-2.5 KB per segment
+#: token (the mask and repeat terms matched their formulas to 1 %: 5.0 bytes a mask element in
+#: float32 and 510 bytes a context token). 2,250 B / (4 bytes × width 320) ≈ 1.76, rounded up
+#: to 2. Scout (width 5,120 + 8,192 + 16,384 = 29,696, bf16): ≈ 119 KB a segment token, 243 MB
+#: for a 2,048-token segment.
+_ACTIVATION_VALUES_PER_WIDTH = 2
+#: A global layer's boolean attention mask is converted by `scaled_dot_product_attention` into
+#: the query dtype (its additive form), so one mask element costs 1 byte + that dtype's bytes.
+_MASK_BOOL_BYTES = 1
 #: Where a model folder keeps its image processor settings (transformers reads both).
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 # Kept free for the CUDA context, allocator fragmentation and the logits of a step.
@@ -184,13 +197,11 @@ def image_tokens(width: int, height: int, tiling: ImageTiling | None = None) -> 
     return tokens
 
 
-def kv_cache_bytes(text_config: Mapping[str, Any], tokens: int) -> int:
-    """Bytes of bf16 KV cache for `tokens` of context (chunked layers hold at most one chunk)."""
-    heads = int(text_config.get("num_attention_heads", 40))
-    head_dim = text_config.get("head_dim") or int(text_config.get("hidden_size", 5120)) // heads
-    per_layer_token = (
-        2 * int(text_config.get("num_key_value_heads", 8)) * int(head_dim) * BF16_BYTES
-    )
+def kv_cache_bytes(
+    text_config: Mapping[str, Any], tokens: int, dtype_bytes: int = BF16_BYTES
+) -> int:
+    """Bytes of KV cache for `tokens` of context (chunked layers hold at most one chunk)."""
+    per_layer_token = _kv_per_layer_token(text_config, dtype_bytes)
     chunk = text_config.get("attention_chunk_size") or tokens
     total = 0
     for kind in _layer_types(text_config):
@@ -199,36 +210,97 @@ def kv_cache_bytes(text_config: Mapping[str, Any], tokens: int) -> int:
     return total
 
 
-def prefill_bytes(text_config: Mapping[str, Any], tokens: int) -> int:
-    """Activation bytes a single prefill of `tokens` needs (stock transformers runs all experts)."""
-    width = int(text_config.get("num_local_experts", 16)) * (
-        int(text_config.get("hidden_size", 5120)) + int(text_config.get("intermediate_size", 8192))
+def kv_bytes_per_token(text_config: Mapping[str, Any], dtype_bytes: int = BF16_BYTES) -> int:
+    """KV bytes one more token of context costs past a chunk: the global layers' keys and values.
+
+    Scout: 12 global layers × 2 (K, V) × 8 KV heads × head_dim 128 × 2 bytes = 49,152.
+    """
+    kinds = _layer_types(text_config)
+    return sum(kind != "chunked_attention" for kind in kinds) * _kv_per_layer_token(
+        text_config, dtype_bytes
     )
-    return int(_SCOUT_PREFILL_BYTES_PER_TOKEN * width / _SCOUT_MOE_WIDTH) * tokens
+
+
+def segment_bytes(
+    text_config: Mapping[str, Any], segment: int, context: int, dtype_bytes: int = BF16_BYTES
+) -> int:
+    """Peak working memory of one prefill segment of `segment` tokens ending at `context` tokens.
+
+    Besides the KV cache (not counted here), a forward of the segmented prefill holds:
+
+    * activations of one layer at a time: `segment` × `_activation_width` × 2 values;
+    * the masks the model builds once per forward (booleans): segment × context for the global
+      layers, segment × (kept window + segment) for the chunked ones;
+    * per layer, transiently: `scaled_dot_product_attention`'s additive copy of that layer's mask
+      in the activation dtype, and transformers' `repeat_kv` of its keys and values to all
+      attention heads (sdpa gets no native GQA when a mask is passed); the larger of a global and
+      a chunked layer counts.
+
+    Everything that grows with `context` is a global layer's: with `segment` 2,048 Scout pays
+    2,048 × 3 bytes of mask + 20,480 bytes of repeated keys and values per context token.
+    """
+    segment = max(0, min(segment, context))
+    kinds = _layer_types(text_config)
+    chunk = int(text_config.get("attention_chunk_size") or context)
+    window = min(chunk - 1, context - segment) + segment  # a chunked layer's keys in the forward
+    heads = int(text_config.get("num_attention_heads", 40))
+    repeat = 2 * heads * _head_dim(text_config) * dtype_bytes  # per key, all heads
+    activations = segment * _activation_width(text_config) * _ACTIVATION_VALUES_PER_WIDTH
+    masks = 0
+    transient = 0
+    for kind, length in (("full_attention", context), ("chunked_attention", window)):
+        if kind in kinds:
+            masks += segment * length * _MASK_BOOL_BYTES
+            transient = max(transient, segment * length * dtype_bytes + length * repeat)
+    return activations * dtype_bytes + masks + transient
+
+
+def prefill_bytes(
+    text_config: Mapping[str, Any], tokens: int, segment_tokens: int = DEFAULT_SEGMENT_TOKENS
+) -> int:
+    """Working memory the segmented prefill of a `tokens`-token prompt needs at its peak."""
+    return segment_bytes(text_config, min(tokens, segment_tokens), tokens)
 
 
 def context_capacity(
-    text_config: Mapping[str, Any], free_bytes: int, prefill_tokens: int, *, cache_copies: int = 2
+    text_config: Mapping[str, Any],
+    free_bytes: int,
+    prefill_tokens: int,
+    *,
+    cache_copies: int = 1,
+    segment_tokens: int = DEFAULT_SEGMENT_TOKENS,
 ) -> int:
     """The longest context (prompt + answer, in tokens) that fits in `free_bytes`.
+
+    Solves copies × KV(n) + `segment_bytes`(segment, n) <= free − `RESERVE_BYTES` for the largest
+    n, where segment = min(`prefill_tokens`, `segment_tokens`): the segmented prefill's last
+    segment is the peak, and its global mask and repeated keys grow with the context n.
 
     Args:
         text_config: the text section of config.json.
         free_bytes: device memory free now (weights already loaded).
-        prefill_tokens: tokens this request prefills in one pass (its activations peak then).
-        cache_copies: KV caches alive at once (the engine keeps a prefix copy for the next turn).
+        prefill_tokens: tokens this request prefills (one segment at a time).
+        cache_copies: KV caches alive at once (one: the kept prefix is the same cache).
+        segment_tokens: tokens per forward of the segmented prefill.
 
     Returns:
         Tokens, at most the model's `max_position_embeddings`; 0 when not even the prefill fits.
     """
     limit = int(text_config.get("max_position_embeddings", 131072))
-    usable = free_bytes - RESERVE_BYTES - prefill_bytes(text_config, prefill_tokens)
-    if usable <= 0:
+    segment = max(1, min(prefill_tokens, segment_tokens))
+    usable = free_bytes - RESERVE_BYTES
+    if usable - segment_bytes(text_config, segment, segment) <= 0:
         return 0
+
+    def need(n: int) -> int:
+        return cache_copies * kv_cache_bytes(text_config, n) + segment_bytes(
+            text_config, segment, n
+        )
+
     low, high = 0, limit
-    while low < high:  # the largest n with copies × KV(n) <= usable
+    while low < high:  # the largest n whose need fits
         mid = (low + high + 1) // 2
-        if cache_copies * kv_cache_bytes(text_config, mid) <= usable:
+        if need(mid) <= usable:
             low = mid
         else:
             high = mid - 1
@@ -256,6 +328,22 @@ def check_budget(prompt_tokens: int, max_new_tokens: int, capacity: int, where: 
         f"for the answer) but {where} holds {capacity:,}: {over:,} tokens too many. Remove images "
         f"or attachments, start a new chat, or lower the answer length."
     )
+
+
+def _head_dim(text_config: Mapping[str, Any]) -> int:
+    heads = int(text_config.get("num_attention_heads", 40))
+    return int(text_config.get("head_dim") or int(text_config.get("hidden_size", 5120)) // heads)
+
+
+def _kv_per_layer_token(text_config: Mapping[str, Any], dtype_bytes: int) -> int:
+    return 2 * int(text_config.get("num_key_value_heads", 8)) * _head_dim(text_config) * dtype_bytes
+
+
+def _activation_width(text_config: Mapping[str, Any]) -> int:
+    """hidden + routed expert width + shared MLP width: what a token's activations scale with."""
+    hidden = int(text_config.get("hidden_size", 5120))
+    expert = int(text_config.get("intermediate_size", 8192))
+    return hidden + expert + int(text_config.get("intermediate_size_mlp", 2 * expert))
 
 
 def _layer_types(text_config: Mapping[str, Any]) -> list[str]:

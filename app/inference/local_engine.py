@@ -263,7 +263,7 @@ class LocalLlama4Engine:
             )
             # One cache (the kept prefix is the same object), activations of one segment.
             fits = budget.context_capacity(
-                text_config, free, min(prefill_tokens, self.segment_tokens), cache_copies=1
+                text_config, free, prefill_tokens, segment_tokens=self.segment_tokens
             )
             if fits < capacity:
                 capacity, where = fits, f"the GPU's free memory ({free / 1e9:.1f} GB)"

@@ -1,0 +1,85 @@
+"""The segmented prefill's memory budget: its formula on Scout, a CPU measurement of tiny."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.inference.budget import (
+    RESERVE_BYTES,
+    context_capacity,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    segment_bytes,
+)
+from app.inference.tiny import tiny_config
+from tests.helpers.scout_config import SCOUT_CONFIG
+
+ROOT = Path(__file__).resolve().parents[2]
+SCOUT_TEXT = SCOUT_CONFIG["text_config"]
+#: How far the budget's prediction may be from the measured working memory of a segment (the
+#: measurement on a 2-core x86_64 CPU agreed to 2 %).
+MEASURED_FACTOR = 1.3
+
+
+def test_scout_kv_per_token_is_the_twelve_global_layers_in_bf16() -> None:
+    global_layers = SCOUT_TEXT["no_rope_layers"].count(0)
+    assert global_layers == 12
+    expected = global_layers * 2 * SCOUT_TEXT["num_key_value_heads"] * SCOUT_TEXT["head_dim"] * 2
+    assert kv_bytes_per_token(SCOUT_TEXT) == expected == 49_152
+    step = kv_cache_bytes(SCOUT_TEXT, 300_001) - kv_cache_bytes(SCOUT_TEXT, 300_000)
+    assert step == 49_152
+    chunked = kv_cache_bytes(SCOUT_TEXT, 300_000) - 300_000 * 49_152
+    assert chunked == 36 * 8192 * 4096  # one 8,192-token chunk per chunked layer, ~1.2 GB
+
+
+def test_scout_segment_grows_with_the_context_by_its_mask_and_repeated_keys() -> None:
+    slope = segment_bytes(SCOUT_TEXT, 2048, 100_001) - segment_bytes(SCOUT_TEXT, 2048, 100_000)
+    # Boolean mask + its bf16 additive copy for 2,048 queries, keys and values for 40 heads.
+    assert slope == 2048 * (1 + 2) + 2 * 40 * 128 * 2
+    first = segment_bytes(SCOUT_TEXT, 2048, 2048)
+    assert 100 * 10**6 < first < 500 * 10**6  # activations of one segment + its small masks
+
+
+def test_capacity_is_the_largest_context_that_fits() -> None:
+    free = 20 * 10**9
+    n = context_capacity(SCOUT_TEXT, free, 50_000)
+    assert n > 100_000
+
+    def need(tokens: int) -> int:
+        return kv_cache_bytes(SCOUT_TEXT, tokens) + segment_bytes(SCOUT_TEXT, 2048, tokens)
+
+    assert need(n) <= free - RESERVE_BYTES < need(n + 1)
+    # A short prompt prefills in one short segment: a smaller mask, a little more room.
+    assert context_capacity(SCOUT_TEXT, free, 100) > n
+    assert context_capacity(SCOUT_TEXT, free, 10**6) == n  # longer prompts: still one segment
+
+
+def test_prediction_matches_a_cpu_measurement_of_the_tiny_model() -> None:
+    points = ("512:4096", "1024:8192")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "prefill.py"), "--measure", *points],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == len(points)
+    text = tiny_config().get_text_config().to_dict()
+    for row in rows:
+        assert row["predicted_bytes"] == segment_bytes(
+            text, row["segment"], row["context"], dtype_bytes=4
+        )
+        ratio = row["predicted_bytes"] / row["working_bytes"]
+        assert 1 / MEASURED_FACTOR < ratio < MEASURED_FACTOR, row
+
+
+@pytest.mark.parametrize("free", [0, RESERVE_BYTES, RESERVE_BYTES + 10**6])
+def test_nothing_fits_below_the_reserve_and_one_segment(free: int) -> None:
+    assert context_capacity(SCOUT_TEXT, free, 2048) == 0
