@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import shutil
 import signal
 import sys
@@ -215,9 +216,15 @@ class Interrupt:
     The first Ctrl+C sets the cancel token, which the engine checks every step; a command that
     notices returns `EXIT_INTERRUPTED` itself, having saved its answer as cancelled. If it has
     not ended `INTERRUPT_GRACE_S` later (a long prefill, a native call, a hung template), or at
-    a second Ctrl+C, a watchdog thread runs the rescue (saving what was streamed) and ends the
+    a second Ctrl+C, the watchdog runs the rescue (saving what was streamed) and ends the
     process with `EXIT_INTERRUPTED`: Python could not join a thread stuck in native code, and
     leaving it running at exit aborts the interpreter.
+
+    All of this runs on the watchdog thread, which the C-level signal handler wakes through
+    `signal.set_wakeup_fd`: it hears Ctrl+C even while the main thread is inside a native call
+    (where a Python handler cannot run), and the Python handler does nothing, so it takes no
+    lock. A second Ctrl+C can run that handler nested inside the first, and a lock taken there
+    would deadlock the process for good.
 
     Use as a context manager around the whole command, from the main thread.
     """
@@ -225,42 +232,67 @@ class Interrupt:
     def __init__(self, cancel: CancelToken) -> None:
         self.cancel = cancel
         self._rescue: Callable[[], None] | None = None
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._pressed = False
+        self._wakeup: tuple[int, int] | None = None
+        self._watchdog: threading.Thread | None = None
         self._previous: SignalHandler = None
+        self._previous_wakeup_fd = -1
 
     @property
     def interrupted(self) -> bool:
         """Whether Ctrl+C was pressed."""
-        return self._timer is not None
+        return self._pressed
 
     def set_rescue(self, rescue: Callable[[], None] | None) -> None:
         """What to save if the command must be ended from outside (runs on the watchdog)."""
         self._rescue = rescue
 
     def __enter__(self) -> Interrupt:
-        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)  # set_wakeup_fd requires it
+        self._wakeup = (read_end, write_end)
+        self._watchdog = threading.Thread(target=self._watch, name="ctrl-c-watchdog", daemon=True)
+        self._watchdog.start()
+        self._previous = signal.signal(signal.SIGINT, _ignore_in_python)
+        self._previous_wakeup_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
+        signal.set_wakeup_fd(self._previous_wakeup_fd)
         # None: the handler was not set from Python; the default is what it was then.
         previous = signal.SIG_DFL if self._previous is None else self._previous
         signal.signal(signal.SIGINT, previous)
+        assert self._wakeup is not None and self._watchdog is not None
+        read_end, write_end = self._wakeup
+        os.write(write_end, _WATCHDOG_QUIT)
+        # A watchdog already rescuing ends the process itself; one waiting quits at once.
+        self._watchdog.join()
+        os.close(read_end)
+        os.close(write_end)
 
-    def _on_sigint(self, _signum: int, _frame: object) -> None:
-        with self._lock:
-            first = self._timer is None
-            if first:
+    def _watch(self) -> None:
+        """Wait for Ctrl+C; cancel at the first, end the process at a second or after the grace."""
+        assert self._wakeup is not None
+        read_end = self._wakeup[0]
+        deadline: float | None = None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([read_end], [], [], timeout)
+            if not ready:  # the grace ran out and the command has not ended
+                break
+            woken = os.read(read_end, 512)
+            if _WATCHDOG_QUIT in woken:
+                return
+            presses = woken.count(bytes([signal.SIGINT]))
+            if presses and deadline is not None:  # a second Ctrl+C
+                break
+            if presses:
+                self._pressed = True
                 self.cancel.cancel()
-                self._timer = threading.Timer(INTERRUPT_GRACE_S, self._end_now)
-                self._timer.name = "ctrl-c-watchdog"
-                self._timer.daemon = True
-                self._timer.start()
-        if not first:
-            self._end_now()
+                if presses > 1:
+                    break
+                deadline = time.monotonic() + INTERRUPT_GRACE_S
+        self._end_now()
 
     def _end_now(self) -> None:
         rescue, self._rescue = self._rescue, None
@@ -272,6 +304,14 @@ class Interrupt:
         print("\nscout-desk: stopped", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(EXIT_INTERRUPTED)
+
+
+#: What `Interrupt.__exit__` writes to the wakeup pipe to end its watchdog (no signal is 0).
+_WATCHDOG_QUIT = b"\0"
+
+
+def _ignore_in_python(_signum: int, _frame: object) -> None:
+    """SIGINT's Python handler: the watchdog does the work (see `Interrupt`)."""
 
 
 def rescue_answer(
