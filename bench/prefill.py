@@ -13,7 +13,11 @@ text prompt is prefilled twice in the same process, alternating:
 - **one-shot**: one forward over the whole prompt into a `DynamicCache`, as the engine did before
   (`model(input_ids=..., past_key_values=cache, logits_to_keep=1)`);
 - **segmented**: `app.inference.llama4_prefill.prefill` with `--segment` tokens a forward (the
-  engine's default), into a `DynamicCache` too.
+  engine's default), into the engine's cache (`llama4_kv.new_cache`, reserved for the prompt) with
+  the engine's attention (`llama4_attention`), as the engine runs it;
+- **segmented, int8 KV**: the same with the global layers' keys and values in 8 bits
+  (`kv_cache="int8"`): its KV bytes a token and its logits' distance from one-shot (bf16 is exact
+  to float rounding, so this column is the 8-bit cache's error).
 
 Printed per length: wall time, peak memory above the level before the prefill (the KV cache the
 prefill leaves behind included; its size is printed apart), the ratios segmented / one-shot, and
@@ -33,8 +37,10 @@ allocator overheads, so read them to a few MB.
 With `--measure SEGMENT:CONTEXT ...` it measures instead what `app.inference.budget` prices:
 the working memory of the segmented prefill's last segment (`segment` tokens ending at `context`),
 i.e. the peak above the level before that segment minus the KV the segment adds, next to
-`budget.segment_bytes`' prediction for the same shape (float32), one JSON object a line. This is
-where budget's `_ACTIVATION_VALUES_PER_WIDTH` comes from;
+`budget.segment_bytes`' prediction for the same shape (float32), one JSON object a line, with the
+engine's cache and attention (`--kv-cache int8` for the 8-bit cache, `--direct-max-keys 0` to send
+every layer down the long-context attention path the tiny model's short contexts would not reach).
+This is where budget's `_ACTIVATION_VALUES_PER_WIDTH` comes from;
 `tests/inference/test_budget_segmented.py` runs it.
 
 Benchmarks print figures and never judge speed (see bench/README.md).
@@ -57,6 +63,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.inference import llama4_attention as attention
+from app.inference.budget import kv_bytes_per_token, segment_bytes
+from app.inference.llama4_kv import KV_CACHES, held_bytes, new_cache, reserve
 from app.inference.llama4_prefill import DEFAULT_SEGMENT_TOKENS, prefill
 from app.inference.moe import install_moe
 from app.inference.tiny import tiny_config
@@ -78,6 +87,11 @@ def main() -> int:
         "--measure", nargs="+", default=None, metavar="SEGMENT:CONTEXT",
         help="measure the last segment's working memory for these shapes (JSON lines)",
     )  # fmt: skip
+    parser.add_argument("--kv-cache", choices=KV_CACHES, default="bf16", help="with --measure")
+    parser.add_argument(
+        "--direct-max-keys", type=int, default=attention.DIRECT_MAX_KEYS, metavar="N",
+        help="with --measure: longer keys take the per-head attention path",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.device == "cpu" and _MMAP_ENV not in os.environ and sys.platform == "linux":
         # Before anything is allocated: see the module docstring.
@@ -86,7 +100,8 @@ def main() -> int:
 
     if args.measure:
         points = [tuple(int(x) for x in point.split(":")) for point in args.measure]
-        return measure_segments([(s, c) for s, c in points], args.device, args.seed)
+        attention.DIRECT_MAX_KEYS = args.direct_max_keys
+        return measure_segments([(s, c) for s, c in points], args.device, args.seed, args.kv_cache)
 
     import torch
     from transformers import DynamicCache, Llama4ForConditionalGeneration
@@ -99,15 +114,19 @@ def main() -> int:
     install_moe(model, "sparse")
     text_config = config.get_text_config()
     meter = _meter(args.device)
+    engine_attention = attention.register()
 
     def one_shot(ids: list[int]) -> tuple[Any, Any]:
+        model.set_attn_implementation({"text_config": "sdpa"})  # transformers as it comes
         cache = DynamicCache(config=text_config)
         batch = torch.tensor([ids], device=args.device)
         out = model(input_ids=batch, past_key_values=cache, use_cache=True, logits_to_keep=1)
         return out.logits[0, -1], cache
 
-    def segmented(ids: list[int]) -> tuple[Any, Any]:
-        cache = DynamicCache(config=text_config)
+    def segmented(ids: list[int], kv_cache: str = "bf16") -> tuple[Any, Any]:
+        model.set_attn_implementation({"text_config": engine_attention})
+        cache = new_cache(text_config, kv_cache)
+        reserve(cache, len(ids))
         logits = prefill(model, cache, ids, 0, len(ids), segment_tokens=args.segment)
         return logits, cache
 
@@ -126,26 +145,40 @@ def main() -> int:
         warm = torch.randint(0, 384, (256,), generator=generator).tolist()
         one_shot(warm)  # first-call overheads out of the way
         segmented(warm)
+        segmented(warm, "int8")
         header = (
             f"{'tokens':>7} | {'one-shot s':>10} {'peak MB':>9} | {'segmented s':>11} "
-            f"{'peak MB':>9} | {'time ×':>6} {'peak ×':>6} | {'KV MB':>7} | {'max |Δlogit|':>12}"
+            f"{'peak MB':>9} | {'time ×':>6} {'peak ×':>6} | {'KV MB':>7} | {'max |Δlogit|':>12} "
+            f"| {'int8 s':>6} {'peak MB':>9} {'KV MB':>7} {'max |Δlogit|':>12}"
         )
         print(header)
         print("-" * len(header))
         for length in args.lengths:
             ids = torch.randint(0, 384, (length,), generator=generator).tolist()
             (ref, kv), one_s, one_peak = _measure(meter, lambda ids=ids: one_shot(ids))
-            kv_mb = _cache_bytes(kv) / MB
+            kv_mb = held_bytes(kv) / MB
             del kv
             (got, kv), seg_s, seg_peak = _measure(meter, lambda ids=ids: segmented(ids))
             del kv
             delta = float((got.float() - ref.float()).abs().max())
+            (low, kv), int8_s, int8_peak = _measure(meter, lambda ids=ids: segmented(ids, "int8"))
+            int8_mb = held_bytes(kv) / MB
+            del kv
+            int8_delta = float((low.float() - ref.float()).abs().max())
             print(
                 f"{length:>7,} | {one_s:>10.2f} {one_peak / MB:>9.1f} | {seg_s:>11.2f} "
                 f"{seg_peak / MB:>9.1f} | {seg_s / one_s:>6.2f} {seg_peak / max(one_peak, 1):>6.2f}"
-                f" | {kv_mb:>7.1f} | {delta:>12.2e}",
+                f" | {kv_mb:>7.1f} | {delta:>12.2e} | {int8_s:>6.2f} {int8_peak / MB:>9.1f} "
+                f"{int8_mb:>7.1f} {int8_delta:>12.2e}",
                 flush=True,
             )
+        per_token = {
+            kind: kv_bytes_per_token(text_config.to_dict(), 4, kv_cache=kind) for kind in KV_CACHES
+        }
+        print(
+            "KV bytes a token past a chunk (global layers, float32 model): "
+            + ", ".join(f"{kind} {count:,}" for kind, count in per_token.items())
+        )
     print(
         "peak MB: memory above the level before the prefill, KV cache included; × : segmented / "
         "one-shot (below 1: segmented is faster or smaller)."
@@ -153,20 +186,19 @@ def main() -> int:
     return 0
 
 
-def measure_segments(points: list[tuple[int, int]], device: str, seed: int) -> int:
+def measure_segments(points: list[tuple[int, int]], device: str, seed: int, kv_cache: str) -> int:
     """Print, per (segment, context), the last segment's measured and predicted working bytes."""
     import json
 
     import torch
     from transformers import DynamicCache, Llama4ForConditionalGeneration
 
-    from app.inference.budget import segment_bytes
-
     torch.manual_seed(seed)
     config = tiny_config(max_position_embeddings=max(c for _, c in points) + 64)
     config.dtype = "float32"
     model = Llama4ForConditionalGeneration(config).eval().to(device)
     install_moe(model, "sparse")
+    model.set_attn_implementation({"text_config": attention.register()})
     text_config = config.get_text_config()
     meter = _meter(device)
     generator = torch.Generator().manual_seed(seed)
@@ -175,23 +207,28 @@ def measure_segments(points: list[tuple[int, int]], device: str, seed: int) -> i
         prefill(model, DynamicCache(config=text_config), warm, 0, len(warm), logits=False)
         for segment, context in points:
             ids = torch.randint(0, 384, (context,), generator=generator).tolist()
-            cache = DynamicCache(config=text_config)
+            cache = new_cache(text_config, kv_cache)
+            reserve(cache, context)  # as the engine does: the global layers never grow
             start = context - segment
             prefill(model, cache, ids, 0, start, segment_tokens=segment, logits=False)
-            held = _cache_bytes(cache)
+            held = held_bytes(cache)
             _, seconds, peak = _measure(
                 meter,
                 lambda ids=ids, cache=cache, start=start, segment=segment: prefill(
                     model, cache, ids, start, len(ids), segment_tokens=segment, logits=False
                 ),
             )
-            working = peak - (_cache_bytes(cache) - held)
-            predicted = segment_bytes(text_config.to_dict(), segment, context, dtype_bytes=4)
+            working = peak - (held_bytes(cache) - held)
+            predicted = segment_bytes(
+                text_config.to_dict(), segment, context, dtype_bytes=4, kv_cache=kv_cache,
+                direct_max_keys=attention.DIRECT_MAX_KEYS,
+            )  # fmt: skip
             print(
                 json.dumps(
                     {
                         "segment": segment,
                         "context": context,
+                        "kv_cache": kv_cache,
                         "working_bytes": working,
                         "predicted_bytes": predicted,
                         "seconds": round(seconds, 3),
@@ -281,15 +318,6 @@ def _measure(meter: _Meter, run: Callable[[], Any]) -> tuple[Any, float, int]:
     result = run()
     seconds = time.perf_counter() - began
     return result, seconds, max(0, meter.peak() - before)
-
-
-def _cache_bytes(cache: Any) -> int:
-    total = 0
-    for layer in cache.layers:
-        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if tensor is not None:
-                total += tensor.numel() * tensor.element_size()
-    return total
 
 
 def _can_reset_hwm() -> bool:

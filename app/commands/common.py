@@ -150,6 +150,7 @@ def open_engine(
     run: ModelRun,
     *,
     quantization: str | None = None,
+    kv_cache: str | None = None,
     moe: str = "sparse",
     prefill_progress: Callable[[int, int], None] | None = None,
 ) -> Engine:
@@ -158,6 +159,7 @@ def open_engine(
     Args:
         run: what `model_run` found.
         quantization: overrides the settings' quantization (local only).
+        kv_cache: overrides the settings' KV cache (local only).
         moe: the MoE path (local only).
         prefill_progress: told (done, total) prompt tokens as a long prompt is read (local
             only: a server reads the prompt on its side).
@@ -173,6 +175,7 @@ def open_engine(
     return LocalLlama4Engine(
         run.model_dir,
         quantization=quantization or run.settings.quantization,
+        kv_cache=kv_cache or run.settings.kv_cache,
         moe=moe,
         prefill_progress=prefill_progress,
     )

@@ -17,6 +17,7 @@ from app.commands.terminal import printable
 from app.core import paths
 from app.inference.budget import context_capacity, kv_bytes_per_token
 from app.inference.estimate import GB, GIB, text_config
+from app.inference.llama4_kv import KV_CACHES
 from app.inference.model_json import ModelJsonError, read_model_json
 from app.inference.preflight import QUANTIZATIONS, PreflightReport, check_model_folder
 
@@ -57,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="estimate the context for a card of this much memory as sold (80: an 80 GB card, "
         "80 GiB) instead of the GPU seen",
     )  # fmt: skip
+    parser.add_argument(
+        "--kv-cache", choices=KV_CACHES, default="bf16",
+        help="the global layers' KV cache to price the context for: bf16 (default) or int8",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         model_dir if report is not None else None,
         report,
         int(gpu_memory * GIB) if gpu_memory is not None else cuda.free_bytes,
+        getattr(args, "kv_cache", "bf16"),
     )
     server_url = getattr(args, "server", None)
     if server_url is not None:
@@ -200,7 +206,10 @@ def doctor_result(
 
 
 def context_result(
-    model_dir: Path | None, report: PreflightReport | None, device_bytes: int | None
+    model_dir: Path | None,
+    report: PreflightReport | None,
+    device_bytes: int | None,
+    kv_cache: str = "bf16",
 ) -> dict[str, Any]:
     """The `context` object of `doctor --json`: the longest prompt the device can hold.
 
@@ -209,28 +218,32 @@ def context_result(
         report: its preflight report (`estimated_weight_bytes` for the chosen quantization).
         device_bytes: memory of the device to price: the GPU's free memory, or `--gpu-memory`'s
             card (None: no GPU, `max_prompt_tokens` null).
+        kv_cache: the global layers' KV format priced, "bf16" or "int8".
 
     Returns:
-        `max_prompt_tokens` (`budget.context_capacity` for one segment of prefill, bf16 KV, after
-        the weights), `kv_bytes_per_token` (the global layers' bf16 KV per token) and
-        `weights_bytes`.
+        `max_prompt_tokens` (`budget.context_capacity` for one segment of prefill after the
+        weights), `kv_bytes_per_token` (the global layers' KV per token), `weights_bytes` and
+        `kv_cache`.
     """
     result: dict[str, Any] = {
         "max_prompt_tokens": None,
         "kv_bytes_per_token": None,
         "weights_bytes": None,
+        "kv_cache": kv_cache,
     }
     if model_dir is None or report is None:
         return result
     try:
         text = text_config(read_model_json(model_dir / "config.json"))
-        per_token = kv_bytes_per_token(text)
+        per_token = kv_bytes_per_token(text, kv_cache=kv_cache)
     except (ModelJsonError, TypeError, ValueError):
         return result  # preflight already says what is wrong with config.json
     weights = report.estimated_weight_bytes
     result |= {"kv_bytes_per_token": per_token, "weights_bytes": weights}
     if device_bytes is not None and weights is not None:
-        result["max_prompt_tokens"] = context_capacity(text, device_bytes - weights, 1 << 62)
+        result["max_prompt_tokens"] = context_capacity(
+            text, device_bytes - weights, 1 << 62, kv_cache=kv_cache
+        )
     return result
 
 
@@ -268,12 +281,13 @@ def format_text(result: dict[str, Any]) -> str:
     if context.get("max_prompt_tokens") is not None:
         lines.append(
             f"  Context: up to {context['max_prompt_tokens']:,} prompt tokens "
-            f"(bf16 KV {context['kv_bytes_per_token']:,} bytes a token, weights "
+            f"({context['kv_cache']} KV {context['kv_bytes_per_token']:,} bytes a token, weights "
             f"{_gb(context['weights_bytes'])})"
         )
     elif context.get("kv_bytes_per_token") is not None:
         lines.append(
-            f"  Context: unknown without a GPU (bf16 KV {context['kv_bytes_per_token']:,} bytes "
+            f"  Context: unknown without a GPU ({context['kv_cache']} KV "
+            f"{context['kv_bytes_per_token']:,} bytes "
             f"a token; --gpu-memory GB estimates for a card)"
         )
     for title, key in (("Problems", "problems"), ("Warnings", "warnings")):

@@ -3,8 +3,9 @@
 Pure arithmetic on config values (no torch), so the composer can show a live meter. Image tokens
 follow `Llama4ImageProcessor`'s tiling and `Llama4Processor`'s placeholder layout; memory follows
 transformers' cache for Llama 4: chunked-attention layers keep at most one chunk, global layers
-grow with the context, and the segmented prefill (`llama4_prefill`) adds one segment's working
-memory, whose global-layer mask and repeated keys grow with the context too (`segment_bytes`).
+grow with the context (in bf16 or packed int8, `llama4_kv`), and the segmented prefill
+(`llama4_prefill`) adds one segment's working memory, whose global-layer mask grows with the
+context too (`segment_bytes`, with the attention of `llama4_attention`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from app.inference.engine import BadInputError
+from app.inference.llama4_attention import DIRECT_MAX_KEYS, ROW_BLOCK
+from app.inference.llama4_kv import SCALE_BYTES
 from app.inference.llama4_prefill import DEFAULT_SEGMENT_TOKENS
 from app.inference.model_json import (
     ModelJsonError,
@@ -198,68 +201,100 @@ def image_tokens(width: int, height: int, tiling: ImageTiling | None = None) -> 
 
 
 def kv_cache_bytes(
-    text_config: Mapping[str, Any], tokens: int, dtype_bytes: int = BF16_BYTES
+    text_config: Mapping[str, Any],
+    tokens: int,
+    dtype_bytes: int = BF16_BYTES,
+    *,
+    kv_cache: str = "bf16",
 ) -> int:
-    """Bytes of KV cache for `tokens` of context (chunked layers hold at most one chunk)."""
-    per_layer_token = _kv_per_layer_token(text_config, dtype_bytes)
-    chunk = text_config.get("attention_chunk_size") or tokens
-    total = 0
-    for kind in _layer_types(text_config):
-        held = min(tokens, int(chunk)) if kind == "chunked_attention" else tokens
-        total += per_layer_token * held
-    return total
+    """Bytes of KV cache for `tokens` of context (chunked layers hold at most one chunk).
+
+    `kv_cache` is the global layers' format (`llama4_kv`); chunked layers stay in the dtype.
+    """
+    chunked = _kv_per_layer_token(text_config, dtype_bytes)
+    chunk = int(text_config.get("attention_chunk_size") or tokens)
+    kinds = _layer_types(text_config)
+    windows = sum(kind == "chunked_attention" for kind in kinds) * chunked * min(tokens, chunk)
+    return windows + kv_bytes_per_token(text_config, dtype_bytes, kv_cache=kv_cache) * tokens
 
 
-def kv_bytes_per_token(text_config: Mapping[str, Any], dtype_bytes: int = BF16_BYTES) -> int:
+def kv_bytes_per_token(
+    text_config: Mapping[str, Any], dtype_bytes: int = BF16_BYTES, *, kv_cache: str = "bf16"
+) -> int:
     """KV bytes one more token of context costs past a chunk: the global layers' keys and values.
 
-    Scout: 12 global layers × 2 (K, V) × 8 KV heads × head_dim 128 × 2 bytes = 49,152.
+    Scout: 12 global layers × 2 (K, V) × 8 KV heads × head_dim 128 × 2 bytes = 49,152 in bf16;
+    with `kv_cache="int8"`, 12 × 2 × 8 × (128 codes + a 2-byte scale) = 24,960.
     """
     kinds = _layer_types(text_config)
-    return sum(kind != "chunked_attention" for kind in kinds) * _kv_per_layer_token(
-        text_config, dtype_bytes
+    return sum(kind != "chunked_attention" for kind in kinds) * _global_per_layer_token(
+        text_config, dtype_bytes, kv_cache
     )
 
 
 def segment_bytes(
-    text_config: Mapping[str, Any], segment: int, context: int, dtype_bytes: int = BF16_BYTES
+    text_config: Mapping[str, Any],
+    segment: int,
+    context: int,
+    dtype_bytes: int = BF16_BYTES,
+    *,
+    kv_cache: str = "bf16",
+    direct_max_keys: int = DIRECT_MAX_KEYS,
 ) -> int:
     """Peak working memory of one prefill segment of `segment` tokens ending at `context` tokens.
 
     Besides the KV cache (not counted here), a forward of the segmented prefill holds:
 
     * activations of one layer at a time: `segment` × `_activation_width` × 2 values;
-    * the masks the model builds once per forward (booleans): segment × context for the global
-      layers, segment × (kept window + segment) for the chunked ones;
-    * per layer, transiently: `scaled_dot_product_attention`'s additive copy of that layer's mask
-      in the activation dtype, and transformers' `repeat_kv` of its keys and values to all
-      attention heads (sdpa gets no native GQA when a mask is passed); the larger of a global and
-      a chunked layer counts.
+    * the chunked layers' boolean mask, built once per forward: segment × (kept window +
+      segment). The global layers get none (`llama4_prefill`): their attention builds it;
+    * per layer, transiently, the attention's own copies (`llama4_attention`), the larger of a
+      global and a chunked layer's. Keys up to `direct_max_keys` go to transformers' sdpa, which
+      repeats them to all query heads and makes an additive copy of the mask in the activation
+      dtype (a global layer's boolean mask is built there too). Longer keys, and 8-bit ones, are
+      attended one query head and `ROW_BLOCK` rows at a time: one row block's mask (boolean and
+      additive), and for int8 one key/value head unpacked.
 
-    Everything that grows with `context` is a global layer's: with `segment` 2,048 Scout pays
-    2,048 × 3 bytes of mask + 20,480 bytes of repeated keys and values per context token.
+    Scout at a long context pays 512 × 3 bytes a context token for one row block's mask (+ 512
+    for one unpacked int8 head); nothing else grows with the context.
     """
     segment = max(0, min(segment, context))
     kinds = _layer_types(text_config)
     chunk = int(text_config.get("attention_chunk_size") or context)
     window = min(chunk - 1, context - segment) + segment  # a chunked layer's keys in the forward
     heads = int(text_config.get("num_attention_heads", 40))
-    repeat = 2 * heads * _head_dim(text_config) * dtype_bytes  # per key, all heads
+    head_dim = _head_dim(text_config)
     activations = segment * _activation_width(text_config) * _ACTIVATION_VALUES_PER_WIDTH
     masks = 0
     transient = 0
     for kind, length in (("full_attention", context), ("chunked_attention", window)):
-        if kind in kinds:
+        if kind not in kinds:
+            continue
+        own_mask = kind == "full_attention"  # built by the attention, not the model
+        if not own_mask:
             masks += segment * length * _MASK_BOOL_BYTES
-            transient = max(transient, segment * length * dtype_bytes + length * repeat)
+        mask_bytes = dtype_bytes + (_MASK_BOOL_BYTES if own_mask else 0)
+        packed = kind == "full_attention" and kv_cache == "int8"
+        if length <= direct_max_keys and not packed:
+            repeat = 2 * heads * head_dim * dtype_bytes  # keys and values of all heads, per key
+            layer = segment * length * mask_bytes + length * repeat
+        else:
+            layer = min(segment, ROW_BLOCK) * length * mask_bytes
+            if packed:
+                layer += length * 2 * head_dim * dtype_bytes  # one head's keys and values
+        transient = max(transient, layer)
     return activations * dtype_bytes + masks + transient
 
 
 def prefill_bytes(
-    text_config: Mapping[str, Any], tokens: int, segment_tokens: int = DEFAULT_SEGMENT_TOKENS
+    text_config: Mapping[str, Any],
+    tokens: int,
+    segment_tokens: int = DEFAULT_SEGMENT_TOKENS,
+    *,
+    kv_cache: str = "bf16",
 ) -> int:
     """Working memory the segmented prefill of a `tokens`-token prompt needs at its peak."""
-    return segment_bytes(text_config, min(tokens, segment_tokens), tokens)
+    return segment_bytes(text_config, min(tokens, segment_tokens), tokens, kv_cache=kv_cache)
 
 
 def context_capacity(
@@ -267,20 +302,24 @@ def context_capacity(
     free_bytes: int,
     prefill_tokens: int,
     *,
-    cache_copies: int = 1,
+    kv_cache: str = "bf16",
+    kept_tokens: int = 0,
     segment_tokens: int = DEFAULT_SEGMENT_TOKENS,
 ) -> int:
     """The longest context (prompt + answer, in tokens) that fits in `free_bytes`.
 
-    Solves copies × KV(n) + `segment_bytes`(segment, n) <= free − `RESERVE_BYTES` for the largest
-    n, where segment = min(`prefill_tokens`, `segment_tokens`): the segmented prefill's last
-    segment is the peak, and its global mask and repeated keys grow with the context n.
+    Solves KV(n) + max(`segment_bytes`(segment, n), regrowth) <= free − `RESERVE_BYTES` for the
+    largest n, where segment = min(`prefill_tokens`, `segment_tokens`): the segmented prefill's
+    last segment is the peak, and its global mask grows with the context n. The KV cache is
+    allocated for n before the prefill (`llama4_kv.reserve`); a kept cache of `kept_tokens` that
+    must grow to n holds one global layer's old buffer meanwhile (the regrowth).
 
     Args:
         text_config: the text section of config.json.
-        free_bytes: device memory free now (weights already loaded).
+        free_bytes: device memory free now (weights already loaded, the kept cache not counted).
         prefill_tokens: tokens this request prefills (one segment at a time).
-        cache_copies: KV caches alive at once (one: the kept prefix is the same cache).
+        kv_cache: the global layers' KV format, "bf16" or "int8".
+        kept_tokens: tokens the kept prefix cache holds and this request reuses.
         segment_tokens: tokens per forward of the segmented prefill.
 
     Returns:
@@ -289,13 +328,13 @@ def context_capacity(
     limit = int(text_config.get("max_position_embeddings", 131072))
     segment = max(1, min(prefill_tokens, segment_tokens))
     usable = free_bytes - RESERVE_BYTES
-    if usable - segment_bytes(text_config, segment, segment) <= 0:
+    if usable - segment_bytes(text_config, segment, segment, kv_cache=kv_cache) <= 0:
         return 0
+    layer_bytes = _global_per_layer_token(text_config, BF16_BYTES, kv_cache) * kept_tokens
 
     def need(n: int) -> int:
-        return cache_copies * kv_cache_bytes(text_config, n) + segment_bytes(
-            text_config, segment, n
-        )
+        working = segment_bytes(text_config, segment, n, kv_cache=kv_cache)
+        return kv_cache_bytes(text_config, n, kv_cache=kv_cache) + max(working, layer_bytes)
 
     low, high = 0, limit
     while low < high:  # the largest n whose need fits
@@ -337,6 +376,14 @@ def _head_dim(text_config: Mapping[str, Any]) -> int:
 
 def _kv_per_layer_token(text_config: Mapping[str, Any], dtype_bytes: int) -> int:
     return 2 * int(text_config.get("num_key_value_heads", 8)) * _head_dim(text_config) * dtype_bytes
+
+
+def _global_per_layer_token(text_config: Mapping[str, Any], dtype_bytes: int, kv_cache: str) -> int:
+    """One global layer's KV bytes a token: the dtype's, or packed int8 rows (`llama4_kv`)."""
+    if kv_cache == "int8":
+        row = _head_dim(text_config) + SCALE_BYTES
+        return 2 * int(text_config.get("num_key_value_heads", 8)) * row
+    return _kv_per_layer_token(text_config, dtype_bytes)
 
 
 def _activation_width(text_config: Mapping[str, Any]) -> int:

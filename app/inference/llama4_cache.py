@@ -1,22 +1,22 @@
 """Multi-turn without re-prefill, in one KV cache: the previous turn's cache, cropped, extended.
 
-The engine has one `DynamicCache` at a time. After a prompt's prefill reaches its final
-`<|header_end|>` the engine `store`s the cache with those token ids (no copy) and generation goes on
-appending the answer to the very same object. That point is a special token, so tokenizing the
-next, longer conversation reproduces exactly those ids: the next turn `take`s the cache back,
-cropped in place to the kept ids (`crop_cache`: slicing, no copy), and prefills only what follows
-(the previous answer, the new user turn and its new images). When the history changed
-(regenerate after an edit, another session) the ids differ and the engine starts a new cache.
-A prefill stopped between segments keeps what it read the same way (`store` with the ids so far),
-so asking again continues from there.
+The engine has one `DynamicCache` at a time (`llama4_kv.new_cache`). After a prompt's prefill
+reaches its final `<|header_end|>` the engine `store`s the cache with those token ids (no copy) and
+generation goes on appending the answer to the very same object. That point is a special token, so
+tokenizing the next, longer conversation reproduces exactly those ids: the next turn `take`s the
+cache back, cropped in place to the kept ids (`crop_cache`: slicing, no copy), and prefills only
+what follows (the previous answer, the new user turn and its new images). When the history changed
+(regenerate after an edit, another session) the ids differ and the engine starts a new cache. A
+prefill stopped between segments keeps what it read the same way (`store` with the ids so far), so
+asking again continues from there.
 
-Cropping Llama 4's cache. Global layers (`DynamicLayer`) crop by slicing. Chunked layers
-(`DynamicSlidingWindowLayer`) keep only the last `attention_chunk_size - 1` keys, so once a turn
-has gone past the kept point they no longer hold the keys before it. `store` therefore switches on
-their past recording (`activate_past_recording`): from the kept point on they keep what is
-appended, the window up to that point plus the answer (bounded by the answer length, like the
-global layers' growth), and `crop_cache` cuts them back to exactly the window at the kept point
-and switches recording off again, so the next prompt's prefill keeps only one window.
+Cropping Llama 4's cache. Global layers (`llama4_kv.GlobalLayer`) crop by shortening their length.
+Chunked layers (`DynamicSlidingWindowLayer`) keep only the last `attention_chunk_size - 1` keys, so
+once a turn has gone past the kept point they no longer hold the keys before it. `store` therefore
+switches on their past recording (`activate_past_recording`): from the kept point on they keep what
+is appended, the window up to that point plus the answer (bounded by the answer length, like the
+global layers' growth), and `crop_cache` cuts them back to exactly the window at the kept point and
+switches recording off again, so the next prompt's prefill keeps only one window.
 """
 
 from __future__ import annotations
@@ -68,6 +68,12 @@ class PrefixCache:
         if cache is not None:
             crop_cache(cache, n)
         return cache
+
+    def held_bytes(self) -> int:
+        """Device memory the kept cache holds (0 when none is kept)."""
+        from app.inference.llama4_kv import held_bytes
+
+        return 0 if self._cache is None else held_bytes(self._cache)
 
     def clear(self) -> None:
         """Drop the kept cache (its memory is freed once nothing else refers to it)."""

@@ -166,8 +166,12 @@ def load_llama4(
         raise Cancelled
     assert model is not None  # no failure: from_pretrained returned it
     model.eval()
+    from app.inference.llama4_attention import register
     from app.inference.moe import install_moe
 
+    # The text model's attention copies nothing that grows with the context (llama4_attention);
+    # the vision tower keeps transformers' sdpa.
+    model.set_attn_implementation({"text_config": register()})
     install_moe(model, moe)
     progress(LoadProgress(1, 1, "Ready"))
     return LoadedModel(model, processor, device, effective, time.perf_counter() - start)

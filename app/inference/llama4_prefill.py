@@ -137,18 +137,46 @@ def prefill(
                 part = rows[used : used + count].to(embeds.device, embeds.dtype)
                 embeds = embeds.masked_scatter(patches.unsqueeze(-1), part)
                 used += count
+        masks = _masks(text_model, embeds, cache, position)
         if stop < end or not logits:  # no head: only the last token's logits are wanted
-            text_model(inputs_embeds=embeds, past_key_values=cache, use_cache=True)
+            text_model(
+                inputs_embeds=embeds, attention_mask=masks, past_key_values=cache, use_cache=True
+            )
         else:
             out = model(
-                inputs_embeds=embeds, past_key_values=cache, use_cache=True, logits_to_keep=1
-            )
+                inputs_embeds=embeds, attention_mask=masks, past_key_values=cache,
+                use_cache=True, logits_to_keep=1,
+            )  # fmt: skip
             last = out.logits[0, -1]
         del embeds
         position = stop
         if progress is not None:
             progress(position - start, end - start)
     return last
+
+
+def _masks(text_model: Any, embeds: Any, cache: Any, position: int) -> Any:
+    """The masks of one segment's forward: None (the model builds them) under stock attention.
+
+    Under the engine's attention (`llama4_attention.ATTENTION`) the global layers get None,
+    which it reads as causal from the end and builds a row block at a time, so the segment ×
+    context mask transformers would build for them never exists; the chunked layers get
+    transformers' own mask, which is at most segment × (chunk + segment).
+    """
+    from app.inference.llama4_attention import ATTENTION
+
+    config = text_model.config
+    if config._attn_implementation != ATTENTION:
+        return None
+    import torch
+    from transformers.masking_utils import create_chunked_causal_mask
+
+    positions = torch.arange(embeds.shape[1], device=embeds.device).unsqueeze(0) + position
+    chunked = create_chunked_causal_mask(
+        config=config, inputs_embeds=embeds, attention_mask=None,
+        past_key_values=cache, position_ids=positions,
+    )  # fmt: skip
+    return {"full_attention": None, "chunked_attention": chunked}
 
 
 def _image_token_id(model: Any) -> int | None:

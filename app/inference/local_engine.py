@@ -23,6 +23,7 @@ from app.inference.engine import (
     ProgressCallback,
 )
 from app.inference.llama4_cache import PrefixCache, cut_point
+from app.inference.llama4_kv import KV_CACHES
 from app.inference.llama4_loading import QUANTIZATIONS, LoadedModel, load_llama4, release_memory
 from app.inference.llama4_prefill import DEFAULT_SEGMENT_TOKENS, PrefillProgress
 from app.inference.moe import MOE_MODES
@@ -44,6 +45,8 @@ class LocalLlama4Engine:
             (transformers' dispatch through every expert, kept for comparison).
         segment_tokens: prompt tokens per prefill forward (`app.inference.llama4_prefill`):
             activation memory is bounded by it, and Stop is honoured after each segment.
+        kv_cache: the global layers' KV cache, "bf16" or "int8" (half the bytes a token, see
+            `app.inference.llama4_kv`).
         prefill_progress: `(done, total)` while a prompt is read, or None; see the attribute.
     """
 
@@ -55,6 +58,7 @@ class LocalLlama4Engine:
         device: str | None = None,
         moe: str = "sparse",
         segment_tokens: int = DEFAULT_SEGMENT_TOKENS,
+        kv_cache: str = "bf16",
         prefill_progress: PrefillProgress | None = None,
     ) -> None:
         if quantization not in QUANTIZATIONS:
@@ -63,11 +67,14 @@ class LocalLlama4Engine:
             raise ModelError(f"Unknown MoE mode {moe!r}: use sparse or stock.")
         if segment_tokens < 1:
             raise ModelError(f"segment_tokens must be at least 1, not {segment_tokens}.")
+        if kv_cache not in KV_CACHES:
+            raise ModelError(f"Unknown KV cache {kv_cache!r}: use bf16 or int8.")
         self.model_dir = Path(model_dir)
         self.quantization = quantization
         self.device = device
         self.moe = moe
         self.segment_tokens = segment_tokens
+        self.kv_cache = kv_cache
         #: Called as `prefill_progress(done, total)` while `generate` reads a prompt: first
         #: `(0, total)`, then after each segment, `total` being the prompt tokens this answer
         #: prefills (those not already in the kept cache) and `done` how many of them are read.
@@ -119,7 +126,7 @@ class LocalLlama4Engine:
         # Everything but the last token is prefilled here, in segments; generate takes the last.
         end = len(prompt.ids) - 1
         reuse = self._prefix.reusable(prompt.ids[:end])
-        self._check_budget(len(prompt.ids), len(prompt.ids) - reuse, request.max_new_tokens)
+        self._check_budget(len(prompt.ids), reuse, request.max_new_tokens)
         config = sampling_config(
             model.generation_config, request.max_new_tokens, request.temperature, request.top_p
         )
@@ -201,8 +208,9 @@ class LocalLlama4Engine:
         total)` carries the prefill's progress to the caller's thread.
         """
         import torch
-        from transformers import DynamicCache, StoppingCriteriaList
+        from transformers import StoppingCriteriaList
 
+        from app.inference.llama4_kv import new_cache, reserve
         from app.inference.llama4_prefill import prefill
 
         loaded = self._require_loaded()
@@ -215,7 +223,9 @@ class LocalLlama4Engine:
             cache = self._prefix.take() if reuse else None
             if cache is None:
                 self._prefix.clear()
-                cache = DynamicCache(config=model.config.get_text_config())
+                cache = new_cache(model.config.get_text_config(), self.kv_cache)
+            # The whole answer's room at once: the global layers never grow mid-forward.
+            reserve(cache, len(ids) + config.max_new_tokens)
 
             def read(first: int, stop: int) -> None:
                 prefill(
@@ -248,7 +258,7 @@ class LocalLlama4Engine:
             )
             return out.sequences[0, len(ids) :].tolist()
 
-    def _check_budget(self, prompt_tokens: int, prefill_tokens: int, max_new_tokens: int) -> None:
+    def _check_budget(self, prompt_tokens: int, reuse: int, max_new_tokens: int) -> None:
         loaded = self._require_loaded()
         text_config = loaded.model.config.get_text_config().to_dict()
         limit = int(text_config.get("max_position_embeddings") or 0) or 1 << 62
@@ -261,10 +271,12 @@ class LocalLlama4Engine:
             free += torch.cuda.memory_reserved(loaded.device) - torch.cuda.memory_allocated(
                 loaded.device
             )
-            # One cache (the kept prefix is the same object), activations of one segment.
+            # The kept prefix is in use (not free) and is the same cache this answer extends.
+            kept = self._prefix.held_bytes() if reuse else 0
             fits = budget.context_capacity(
-                text_config, free, prefill_tokens, segment_tokens=self.segment_tokens
-            )
+                text_config, free + kept, prompt_tokens - reuse,
+                kv_cache=self.kv_cache, kept_tokens=reuse, segment_tokens=self.segment_tokens,
+            )  # fmt: skip
             if fits < capacity:
                 capacity, where = fits, f"the GPU's free memory ({free / 1e9:.1f} GB)"
         budget.check_budget(prompt_tokens, max_new_tokens, capacity, where)
@@ -306,7 +318,9 @@ def create_engine(settings: Settings) -> LocalLlama4Engine:
             "No model folder is chosen: pick the Llama 4 Scout folder in Settings, or pass --model "
             "(or set SCOUT_DESK_MODEL)."
         )
-    return LocalLlama4Engine(Path(settings.model_dir), quantization=settings.quantization)
+    return LocalLlama4Engine(
+        Path(settings.model_dir), quantization=settings.quantization, kv_cache=settings.kv_cache
+    )
 
 
 def _preflight(model_dir: Path, quantization: str, device: str | None) -> None:

@@ -104,6 +104,21 @@ def test_no_save_leaves_the_store_empty(tmp_path, tiny_model, capsys):
         store.close()
 
 
+def test_kv_cache_int8_answers_through_the_8_bit_cache(tmp_path, tiny_model, capsys, monkeypatch):
+    from app.inference import llama4_kv
+
+    made: list[str] = []
+    real = llama4_kv.new_cache
+    monkeypatch.setattr(
+        llama4_kv, "new_cache", lambda config, kind: made.append(kind) or real(config, kind)
+    )
+    args = ("--quantization", "bf16", "--kv-cache", "int8", "--no-save", "--json", "Hi")
+    assert main(_ask(tmp_path / "d", tiny_model, *args)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["usage"]["completion_tokens"] == 6 and report["stop_reason"] == "length"
+    assert made == ["int8"]
+
+
 def test_without_json_the_answer_streams_as_plain_text(tmp_path, tiny_model, capsys):
     data = tmp_path / "d"
     assert main(_ask(data, tiny_model, "--quantization", "bf16", "Hello")) == 0

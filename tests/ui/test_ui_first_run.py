@@ -63,9 +63,11 @@ def test_a_failed_model_load_is_explained_and_the_text_is_kept(qtbot, open_windo
 def test_default_factory_builds_the_local_engine_from_the_settings(tmp_path):
     from app.inference.local_engine import LocalLlama4Engine
 
-    engine = default_engine_factory(Settings(model_dir=str(tmp_path), quantization="int8"))
+    engine = default_engine_factory(
+        Settings(model_dir=str(tmp_path), quantization="int8", kv_cache="int8")
+    )
     assert isinstance(engine, LocalLlama4Engine)
-    assert (engine.model_dir, engine.quantization) == (tmp_path, "int8")
+    assert (engine.model_dir, engine.quantization, engine.kv_cache) == (tmp_path, "int8", "int8")
     with pytest.raises(ModelError, match="No model folder is chosen"):
         default_engine_factory(Settings(model_dir=""))
 
@@ -83,8 +85,12 @@ def test_settings_dialog_edits_and_saves_settings(qtbot, open_window, data_dir):
     dialog.temperature_spin.setValue(0.2)
     dialog.top_p_spin.setValue(0.8)
     dialog.theme_combo.setCurrentIndex(dialog.theme_combo.findData("dark"))
+    assert dialog.kv_combo.currentData() == "bf16"
+    dialog.kv_combo.setCurrentIndex(dialog.kv_combo.findData("int8"))
     chosen = dialog.settings()
-    assert chosen == Settings("/models/scout", "int8", 256, 0.2, 0.8, "dark")
+    assert chosen == replace(
+        Settings("/models/scout", "int8", 256, 0.2, 0.8, "dark"), kv_cache="int8"
+    )
 
     assert window.apply_settings(chosen)
     assert load_settings(data_dir / "settings.json") == (chosen, [])
