@@ -12,7 +12,9 @@ then applies the three fixes that make that build serve on a CPU-only machine
    `_C` extension does not load against the CPU torch, so `import torchvision` fails with
    "operator torchvision::nms does not exist". The hook declares torchvision's operator schemas
    before torchvision is first imported, in every process of that venv (the server spawns its
-   engine in a child process, so a patch in the parent alone would not do).
+   engine in a child process, so a patch in the parent alone would not do). The same file makes
+   vLLM's Llama 4 vision patch embedding pass a contiguous tensor to its linear layer, which
+   oneDNN requires on CPUs with AMX.
 2. `torchaudio` and `torchcodec` are uninstalled: their extensions do not load against the CPU
    torch either, and transformers imports them only when they are installed.
 3. A minimal `vllm-<version>+cpu.dist-info`: the `vllm` command asks

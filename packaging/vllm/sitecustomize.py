@@ -8,13 +8,25 @@ waits for the first `import torchvision` (nothing is imported before then, so pi
 processes pay nothing), tries to load that extension itself and, only when it does not load,
 declares the same operator schemas with `torch.library.Library("torchvision", "DEF")`. Declared
 operators have no kernels: calling one raises, but vLLM serving Llama 4 on the CPU calls none.
+
+vLLM 0.32's Llama 4 vision patch embedding (`Llama4UnfoldConvolution.forward` in
+`vllm/model_executor/models/mllama4.py`) hands its linear layer `unfold(x).permute(0, 2, 1)`, a
+tensor whose last dimension is not contiguous. On a CPU with AMX (Sapphire Rapids and later) vLLM
+runs that layer through oneDNN (`onednn_mm`), which refuses it ("Expected a.stride(-1) == 1"), so
+every image request fails; elsewhere it falls back to `torch.nn.functional.linear`, which copes.
+A second hook, after that module is first imported, makes the permuted tensor contiguous: the
+same numbers, on every CPU.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from importlib.abc import MetaPathFinder
 from typing import Any
+
+#: The vLLM module whose vision patch embedding needs a contiguous input on AMX CPUs.
+MLLAMA4 = "vllm.model_executor.models.mllama4"
 
 # torchvision 0.28's schemas (csrc/ops/*.cpp), those the meta registrations refer to and the rest.
 TORCHVISION_SCHEMAS = (
@@ -100,5 +112,41 @@ class _BeforeTorchvision(MetaPathFinder):
         return None  # the regular finders import torchvision itself
 
 
-if not any(isinstance(finder, _BeforeTorchvision) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _BeforeTorchvision())
+def contiguous_patch_embedding(module: Any) -> None:
+    """Make `Llama4UnfoldConvolution` hand its linear layer a contiguous tensor (see above)."""
+    unfold_convolution = module.Llama4UnfoldConvolution
+
+    def forward(self: Any, hidden_states: Any) -> Any:
+        hidden_states = self.unfold(hidden_states).permute(0, 2, 1).contiguous()
+        hidden_states, _ = self.linear(hidden_states)
+        return hidden_states
+
+    unfold_convolution.forward = forward
+
+
+class _AfterMllama4(MetaPathFinder):
+    """Runs `contiguous_patch_embedding` on `MLLAMA4` right after it is first executed."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != MLLAMA4:
+            return None
+        sys.meta_path.remove(self)  # first, so that the look-up below finds the real one
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return None
+        execute = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            execute(module)
+            try:
+                contiguous_patch_embedding(module)
+            except Exception as exc:  # never break an import over this workaround
+                print(f"sitecustomize: {MLLAMA4} not patched: {exc}", file=sys.stderr)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+for _finder in (_BeforeTorchvision, _AfterMllama4):
+    if not any(isinstance(finder, _finder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _finder())
