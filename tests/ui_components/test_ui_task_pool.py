@@ -104,3 +104,60 @@ def test_shutdown_drops_what_is_queued(qtbot):
     assert pool.shutdown(5000)
     QCoreApplication.processEvents()  # delivers what the finished task posted: it is dropped
     assert calls == [] and pool.pending() == 0
+
+
+def test_every_lane_runs_on_the_one_application_pool_within_its_limit(qtbot):
+    from app.ui.tasks.pool import app_pool
+
+    names: set[str] = set()
+    lock = threading.Lock()
+    running = {"now": 0, "most": 0}
+    release = threading.Event()
+
+    def work(value: int) -> int:
+        with lock:
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+            names.add(QThread.currentThread().objectName() or str(id(QThread.currentThread())))
+        release.wait(5)
+        with lock:
+            running["now"] -= 1
+        return value
+
+    lanes = (TaskPool(2), TaskPool(1))
+    results: list[int] = []
+    for value in range(6):
+        lanes[0].run(lambda value=value: work(value), results.append)
+    qtbot.waitUntil(lambda: running["now"] == 2, timeout=5000)
+    qtbot.wait(100)
+    assert running["now"] == 2  # the lane holds the rest in its own queue
+    assert app_pool().activeThreadCount() == 2
+    ordered: list[int] = []
+    for value in range(4):  # another lane is not held up by the first one's queue
+        lanes[1].run(lambda value=value: value, ordered.append)
+    qtbot.waitUntil(lambda: ordered == [0, 1, 2, 3], timeout=5000)  # one at a time, in order
+    release.set()
+    qtbot.waitUntil(lambda: sorted(results) == list(range(6)), timeout=5000)
+    assert running["most"] == 2
+    assert all(lane.shutdown() for lane in lanes)
+
+
+def test_shutdown_waits_for_its_own_lane_only(qtbot):
+    blocker = threading.Event()
+    other, mine = TaskPool(1), TaskPool(1)
+    other.run(lambda: blocker.wait(10), lambda _v: None)
+    finished: list[str] = []
+    started = threading.Event()
+
+    def quick() -> str:
+        started.set()
+        QThread.msleep(200)
+        finished.append("mine")
+        return "mine"
+
+    mine.run(quick, lambda _v: None)
+    assert started.wait(5)
+    assert mine.shutdown(timeout_ms=5000)  # not held by the other lane's task
+    assert finished == ["mine"]
+    blocker.set()
+    assert other.shutdown()

@@ -1,8 +1,11 @@
 """The one task pool: plain Python functions off the GUI thread, their results back on it.
 
 Every feature runs its background work here (counting tokens, planning chunks, rendering
-markdown, decoding video frames, reading attachments): one `QThreadPool` per owner, one relay
-that queues results to the GUI thread, one way to cancel, and one rule for failures. An
+markdown, decoding video frames, reading attachments). There is one `QThreadPool` for the whole
+application (`app_pool`); each owner holds a `TaskPool`, a lane of it with its own limit on
+tasks at once and its own queue (a limit of 1 runs its tasks one after the other, in order), so
+one feature's long work never takes another feature's place in line beyond its limit. One relay
+per lane queues results to the GUI thread; there is one way to cancel and one rule for failures. An
 `ExpectedError` reaches `failed` as its sentence; a `Cancellation` (or a cancelled task) calls
 nothing back; anything else is a bug: it is logged, `failed` hears a short sentence so the
 screen does not wait forever, and the traceback goes to `sys.excepthook` (the crash dialog).
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -30,6 +34,23 @@ Work = Callable[[], Any]
 CancellableWork = Callable[[Callable[[], bool]], Any]
 Done = Callable[[Any], None]
 Failed = Callable[[str], None]
+#: Threads of the application's pool: room for every lane's limit at once (their sum is 10: the
+#: attachment readers, the video panel's three, and one each for the rest), since most of the
+#: work waits on files, child processes or native code that releases the GIL.
+APP_POOL_THREADS = 12
+
+_app_pool: QThreadPool | None = None
+
+
+def app_pool() -> QThreadPool:
+    """The application's one pool of worker threads (made on first use)."""
+    global _app_pool
+    if _app_pool is None:
+        _app_pool = QThreadPool()
+        _app_pool.setMaxThreadCount(
+            max(APP_POOL_THREADS, QThreadPool.globalInstance().maxThreadCount())
+        )
+    return _app_pool
 
 
 @dataclass(frozen=True)
@@ -51,16 +72,25 @@ class _Relay(QObject):
 
 class _Task(QRunnable):
     def __init__(
-        self, task_id: int, work: CancellableWork, stop: threading.Event, relay: _Relay
+        self,
+        task_id: int,
+        work: CancellableWork,
+        stop: threading.Event,
+        relay: _Relay,
+        ended: Callable[[], None],
     ) -> None:
         super().__init__()
         self._task_id = task_id
         self._work = work
         self._stop = stop
         self._relay = relay
+        self._ended = ended
 
     def run(self) -> None:
-        self._relay.finished.emit(self._task_id, self._outcome())
+        try:
+            self._relay.finished.emit(self._task_id, self._outcome())
+        finally:
+            self._ended()  # the lane may start its next task
 
     def _outcome(self) -> _Outcome:
         if self._stop.is_set():
@@ -79,21 +109,26 @@ class _Task(QRunnable):
 
 
 class TaskPool(QObject):
-    """A pool for work that must not block the GUI; answers arrive on the GUI thread.
+    """One owner's lane of `app_pool` for work that must not block the GUI; answers arrive on
+    the GUI thread.
 
     Args:
-        max_threads: threads of the pool; 1 runs tasks one after the other, in order.
+        max_threads: tasks of this lane running at once; 1 runs them one after the other, in
+            order. The rest wait in the lane's own queue.
         parent: the usual QObject parent.
     """
 
     def __init__(self, max_threads: int = 1, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max_threads)
+        self._limit = max(1, max_threads)
         self._relay = _Relay(self)
         self._relay.finished.connect(self._on_relay_finished)
         self._tasks: dict[int, tuple[threading.Event, Done, Failed | None]] = {}
         self._next_id = 0
+        # Shared with the pool's threads: what waits for a place, and how many run now.
+        self._lock = threading.Condition()
+        self._waiting: deque[_Task] = deque()
+        self._running = 0
 
     def run(self, work: Work, done: Done, failed: Failed | None = None) -> int:
         """Start `work()` on the pool.
@@ -121,7 +156,10 @@ class TaskPool(QObject):
         self._next_id += 1
         stop = threading.Event()
         self._tasks[self._next_id] = (stop, done, failed)
-        self._pool.start(_Task(self._next_id, work, stop, self._relay))
+        task = _Task(self._next_id, work, stop, self._relay, self._on_task_ended)
+        with self._lock:
+            self._waiting.append(task)
+            self._start_waiting()
         return self._next_id
 
     def cancel(self, task_id: int | None) -> None:
@@ -143,8 +181,22 @@ class TaskPool(QObject):
         for stop, _done, _failed in self._tasks.values():
             stop.set()
         self._tasks.clear()
-        self._pool.clear()
-        return self._pool.waitForDone(timeout_ms)
+        with self._lock:
+            self._waiting.clear()
+            return self._lock.wait_for(lambda: self._running == 0, timeout_ms / 1000)
+
+    def _start_waiting(self) -> None:
+        """Hand waiting tasks to the app's pool up to the lane's limit (holding the lock)."""
+        while self._waiting and self._running < self._limit:
+            self._running += 1
+            app_pool().start(self._waiting.popleft())
+
+    def _on_task_ended(self) -> None:
+        """On a pool thread, after a task's outcome was sent: make room for the next one."""
+        with self._lock:
+            self._running -= 1
+            self._start_waiting()
+            self._lock.notify_all()
 
     def _on_relay_finished(self, task_id: int, outcome: _Outcome) -> None:
         entry = self._tasks.pop(task_id, None)
