@@ -7,7 +7,7 @@ check a `CancelToken` between steps and return (or raise `Cancelled`) soon after
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -131,6 +131,20 @@ class Engine(Protocol):
 
     def unload(self) -> None:
         """Free the model; safe to call when nothing is loaded."""
+
+
+@runtime_checkable
+class ConcurrentEngine(Engine, Protocol):
+    """An engine that answers several requests at once (a server batches them itself)."""
+
+    def generate_concurrent(
+        self, requests: Sequence[GenerationRequest], cancel: CancelToken
+    ) -> Iterator[tuple[int, str, GenerationResult]]:
+        """Yield (index into `requests`, the whole answer, how it ended) in completion order.
+
+        After a cancel the stopped ones come back CANCELLED with their partial text; an
+        `EngineError` ends it once every other request was stopped.
+        """
 
 
 def run_to_end(

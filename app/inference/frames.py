@@ -22,6 +22,7 @@ from app.core.video.prompts import MAX_CLIP_FRAMES, clip_prompt, frame_prompt, s
 from app.inference.engine import (
     Cancelled,
     CancelToken,
+    ConcurrentEngine,
     Engine,
     GenerationRequest,
     GenerationResult,
@@ -147,13 +148,8 @@ def answer_frames(
         OutOfMemoryError: even one frame does not fit.
         EngineError: a server's request failed.
     """
-    from app.inference.engine_facts import is_remote
-
-    if is_remote(engine):  # the server batches concurrent requests itself
-        from app.inference.remote_engine import RemoteEngine
+    if isinstance(engine, ConcurrentEngine):  # a server batches concurrent requests itself
         from app.inference.remote_frames import answer_frames_remotely
-
-        assert isinstance(engine, RemoteEngine)
 
         yield from answer_frames_remotely(
             engine, question, frames, video_name, cancel,

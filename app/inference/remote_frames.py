@@ -1,28 +1,24 @@
 """Every frame of a clip asked of a server: one request per frame, several in flight at once.
 
 A server batches concurrent requests itself (vLLM's continuous batching), so the frames go as
-separate requests, at most `RemoteEngine.max_concurrency` at a time, with the same prompt the
-local engine uses; answers come back in time order.
+separate requests through any `ConcurrentEngine` (`RemoteEngine`: at most its `max_concurrency`
+at a time), with the same prompt the local engine uses; answers come back in time order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from app.core.grounding import parse_boxes_with_notes
 from app.core.messages import ChatTurn, Role
 from app.core.video.data import FrameRef, FrameResult
 from app.core.video.prompts import frame_prompt
-from app.inference.engine import CancelToken, GenerationRequest
-
-if TYPE_CHECKING:
-    from app.inference.remote_engine import RemoteEngine
+from app.inference.engine import CancelToken, ConcurrentEngine, GenerationRequest
 
 
 def answer_frames_remotely(
-    engine: RemoteEngine,
+    engine: ConcurrentEngine,
     question: str,
     frames: Sequence[FrameRef],
     video_name: str,
@@ -35,7 +31,7 @@ def answer_frames_remotely(
     """Ask `question` about each frame as concurrent requests; yield the results in order.
 
     Args:
-        engine: a loaded remote engine.
+        engine: a loaded engine that answers requests concurrently (a server).
         question: what to ask about each frame.
         frames: the frames, in time order.
         video_name: the clip's name (the prompt says which video and when).

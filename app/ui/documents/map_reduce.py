@@ -28,6 +28,7 @@ from app.core.errors import ExpectedError
 from app.core.messages import Attachment, AttachmentKind, StopReason, Timings
 from app.inference.engine import (
     CancelToken,
+    ConcurrentEngine,
     Engine,
     GenerationRequest,
     GenerationResult,
@@ -295,9 +296,7 @@ class MapReduceRun(QObject):
         self.progressed.emit(0, len(self.chunks), f"all {len(self.chunks)} chunks at once")
 
         def job(engine: Engine, cancel: CancelToken, emit: JobEmit) -> None:
-            from app.inference.remote_engine import RemoteEngine
-
-            if not isinstance(engine, RemoteEngine):  # a local engine answers one at a time
+            if not isinstance(engine, ConcurrentEngine):  # a local one answers one at a time
                 raise ModelError("Only a server answers the chunks concurrently.")
             for answered in engine.generate_concurrent(requests, cancel):
                 emit(answered)
