@@ -97,6 +97,29 @@ def test_the_key_comes_from_the_environment_and_a_wrong_one_exits_4(tmp_path, ph
         assert server.chat_requests()[-1].authorization == "Bearer sk-right"
 
 
+def test_the_key_is_in_no_file_of_the_data_folder_after_answers_exports_and_failures(
+    tmp_path, photo, capsys
+):
+    key = "sk-scout-secret-7f3a9c"
+    data = tmp_path / "data"
+    with FakeOpenAIServer(api_key=key) as server, pytest.MonkeyPatch.context() as env:
+        env.setenv(API_KEY_ENV, key)
+        assert main(_ask(data, server.url, "--image", str(photo), "--json", "What?")) == 0
+        session_id = json.loads(capsys.readouterr().out)["session_id"]
+        server.behaviour, server.stall_after = "cut", 2  # a failure mid-answer is logged
+        assert main(_ask(data, server.url, "Again?")) == 4
+        for fmt in ("md", "html", "json"):
+            out = tmp_path / f"export.{fmt}"
+            assert main(["--data-dir", str(data), "sessions", "export", session_id,
+                         "--format", fmt, "-o", str(out)]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    files = [p for p in (*data.rglob("*"), *tmp_path.glob("export.*")) if p.is_file()]
+    assert any(p.suffix == ".sqlite3" for p in files) and len(files) > 3
+    for path in files:  # the database, its WAL, blobs, logs, crash reports, settings, exports
+        assert key.encode() not in path.read_bytes(), path
+    assert key not in captured.out + captured.err
+
+
 def test_an_unknown_model_exits_4_naming_the_models_served(tmp_path, server, capsys):
     code = main(_ask(tmp_path / "data", server.url, "--server-model", "maverick", "Hi"))
     err = capsys.readouterr().err
