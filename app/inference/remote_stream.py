@@ -31,6 +31,7 @@ from app.inference.engine import (
     run_to_end,
 )
 from app.inference.remote_faults import MalformedStream
+from app.inference.remote_urls import is_loopback
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
@@ -56,10 +57,13 @@ def make_client(
     """An OpenAI client for one server: no retries, certificates verified, no kept connections.
 
     Connections are not kept between requests so that each request's sockets are its own to
-    hang up on. Without a key the client sends vLLM's placeholder, never OPENAI_API_KEY.
+    hang up on. Without a key the client sends vLLM's placeholder, never OPENAI_API_KEY. A server
+    on this machine is reached directly: the environment's proxies (HTTP_PROXY, ...) are for
+    other hosts, and a proxy would neither reach 127.0.0.1 nor should see the prompts.
     """
     http_client = openai.DefaultHttpxClient(
         timeout=timeout,
+        trust_env=not is_loopback(url),
         limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=0),
         event_hooks={"request": [_attach_trace]},
     )

@@ -120,6 +120,17 @@ def test_the_key_is_in_no_file_of_the_data_folder_after_answers_exports_and_fail
     assert key not in captured.out + captured.err
 
 
+def test_a_server_on_this_machine_is_reached_past_the_environments_proxy(
+    tmp_path, server, monkeypatch, capsys
+):
+    server.reply = "Direct."
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens: a proxy would fail
+    assert main(_ask(tmp_path / "data", server.url, "--json", "Hi")) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == "Direct."
+
+
 def test_an_unknown_model_exits_4_naming_the_models_served(tmp_path, server, capsys):
     code = main(_ask(tmp_path / "data", server.url, "--server-model", "maverick", "Hi"))
     err = capsys.readouterr().err
