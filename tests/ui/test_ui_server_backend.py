@@ -204,6 +204,31 @@ def test_chunk_by_chunk_over_a_server_sends_the_chunks_concurrently(
         assert "Answered chunk by chunk" in answer.text
 
 
+def test_the_video_panel_asks_every_frame_of_a_server_at_once(
+    qtbot, open_window, open_store, tmp_path
+):
+    from tests.helpers.video_clips import write_clip
+    from tests.helpers.video_ui import open_clip, sample
+
+    with FakeOpenAIServer() as server:
+        server.token_delay_s = 0.0
+        server.behaviour, server.hold_until = "hold", 2  # an answer waits for a second one
+        server.reply = "The square is at the left."
+        window = _window(open_window, server.url)
+        qtbot.waitUntil(lambda: window.status.memory_label.text().startswith(MODEL), timeout=10_000)
+        video = window.video
+        open_clip(qtbot, window, video, write_clip(tmp_path / "clip.avi"))
+        assert sample(qtbot, video, "count", 4) == 4
+        video.panel.question_edit.setText("Where is the square?")
+        with qtbot.waitSignal(video.ask_finished, timeout=30_000) as finished:
+            qtbot.mouseClick(video.panel.frames_button, Qt.MouseButton.LeftButton)
+        assert finished.args == ["frames", "done"]
+        frames = [r for r in server.chat_requests() if "Where is the square?" in _last_text(r)]
+        assert len(frames) == 4 and all(len(r.images) == 1 for r in frames)
+        assert server.max_in_flight >= 2  # the frames went as concurrent requests
+        assert [f.answer for f in video.frames] == ["The square is at the left."] * 4
+
+
 def _last_text(request) -> str:
     """The text of a recorded request's last user message."""
     content = request.body["messages"][-1]["content"]
