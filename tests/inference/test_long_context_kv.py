@@ -28,6 +28,7 @@ from app.inference.engine import CancelToken, GenerationRequest, ModelError, run
 from app.inference.llama4_kv import held_bytes, new_cache, pack_int8, reserve, unpack_int8
 from app.inference.llama4_prefill import prefill
 from app.inference.local_engine import LocalLlama4Engine
+from tests.helpers.tiny_models import float32_sparse_tiny
 
 EXACT_ATOL = 1e-6  # float32 rounding (measured ≤ 1.8e-7)
 INT8_ATOL = 1e-3  # the 8-bit cache (measured ≤ 1.8e-4)
@@ -36,18 +37,7 @@ PROMPT_TOKENS = 300
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    import torch
-    from transformers import Llama4ForConditionalGeneration
-
-    from app.inference.moe import install_moe
-    from app.inference.tiny import tiny_config
-
-    torch.manual_seed(0)
-    config = tiny_config()
-    config.dtype = "float32"
-    model = Llama4ForConditionalGeneration(config).eval()
-    install_moe(model, "sparse")
-    return model
+    return float32_sparse_tiny()  # as the engine runs it, in float32
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from app.core.messages import ChatTurn, Role, StopReason
 from app.inference.engine import Cancelled, CancelToken, GenerationRequest, run_to_end
 from app.inference.llama4_prompt import Prompt, build_prompt
 from app.inference.local_engine import LocalLlama4Engine
+from tests.helpers.tiny_models import float32_sparse_tiny
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +36,7 @@ TEXT = "The quick brown fox jumps over the lazy dog. What is in this picture? A 
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    import torch
-    from transformers import Llama4ForConditionalGeneration
-
-    from app.inference.moe import install_moe
-    from app.inference.tiny import tiny_config
-
-    torch.manual_seed(0)
-    config = tiny_config()
-    config.dtype = "float32"
-    model = Llama4ForConditionalGeneration(config).eval()
-    install_moe(model, "sparse")  # as the engine runs it
-    return model
+    return float32_sparse_tiny()  # as the engine runs it, in float32
 
 
 @pytest.fixture(scope="module")
