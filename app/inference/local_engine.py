@@ -271,8 +271,9 @@ class LocalLlama4Engine:
             free += torch.cuda.memory_reserved(loaded.device) - torch.cuda.memory_allocated(
                 loaded.device
             )
-            # The kept prefix is in use (not free) and is the same cache this answer extends.
-            kept = self._prefix.held_bytes() if reuse else 0
+            # The kept cache is in use, not free, but this answer either extends it (reuse) or
+            # drops it before making its own: its memory is this answer's either way.
+            kept = self._prefix.held_bytes()
             fits = budget.context_capacity(
                 text_config, free + kept, prompt_tokens - reuse,
                 kv_cache=self.kv_cache, kept_tokens=reuse, segment_tokens=self.segment_tokens,
