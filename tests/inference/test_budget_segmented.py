@@ -111,3 +111,17 @@ def test_prediction_matches_a_cpu_measurement_of_the_tiny_model(options: tuple[s
 @pytest.mark.parametrize("free", [0, RESERVE_BYTES, RESERVE_BYTES + 10**6])
 def test_nothing_fits_below_the_reserve_and_one_segment(free: int) -> None:
     assert context_capacity(SCOUT_TEXT, free, 2048) == 0
+
+
+def test_a_kept_cache_that_must_grow_holds_one_global_layers_old_buffer_meanwhile() -> None:
+    free = 30 * 10**9
+    fresh = context_capacity(SCOUT_TEXT, free, 2048)
+    # A kept 400 K tokens: while a layer grows it holds its old 400 K-token buffer (1.6 GB),
+    # more than one segment's working memory, so a little less fits.
+    grown = context_capacity(SCOUT_TEXT, free, 2048, kept_tokens=400_000)
+    one_layer = 400_000 * 2 * 8 * 128 * 2
+    assert grown < fresh
+    need = kv_cache_bytes(SCOUT_TEXT, grown) + one_layer
+    assert need <= free - RESERVE_BYTES < kv_cache_bytes(SCOUT_TEXT, grown + 1) + one_layer
+    # A short kept prefix changes nothing: the segment is the larger transient.
+    assert context_capacity(SCOUT_TEXT, free, 2048, kept_tokens=1_000) == fresh
