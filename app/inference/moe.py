@@ -28,13 +28,14 @@ CUDA graphs) only on a GPU, with a static-shaped cache (not `DynamicCache`) and 
 `is_compileable` is true. bitsandbytes' quantizers inherit `HfQuantizer.is_compileable = False`, so
 an NF4 / int8 Llama 4 never compiles there; separately, Scout's `generation_config.json` asks for
 `cache_implementation="hybrid"`, which `generate` resets to a `DynamicCache` (PR #40039), and the
-engine hands `generate` its own `DynamicCache` (the multi-turn prefix cache). The sparse dispatch
-adds one host synchronisation per MoE layer (reading which expert won, to pick its weights), which
-a CUDA graph cannot hold either. Capturing the decode step would need the expert choice to stay on
-the device: a grouped GEMM (`torch._grouped_mm`, bf16 on sm90) or an NF4 GEMV that reads the expert
-index from device memory, plus a static cache in place of the prefix cache. Not done; what is done
-is to keep the decode step to the few kernels listed above (no repeat over experts, no zero
-buffers, no sort for a single token, the shared and chosen experts called directly).
+engine hands `generate` its own `DynamicCache` (the multi-turn prefix cache). Reading which expert
+won on the host, to pick its weights, is a host synchronisation per MoE layer that a CUDA graph
+cannot hold. For fused experts (bf16, float32) a decode step keeps the choice on the device:
+`torch._grouped_mm` reads the expert from device memory (`device_expert_runner`). Per-expert
+quantized experts (bitsandbytes NF4 / int8, what `prepare-model` writes for Scout) would need an
+NF4 GEMV that takes the expert index from device memory, which bitsandbytes does not have: they
+keep one host read per layer. Either way the decode step is the few kernels listed above (no
+repeat over experts, no zero buffers, no sort for a single token).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ MOE_MODES = ("sparse", "stock")
 
 #: Runs expert `e` on the rows routed to it: (e, rows [n, hidden]) -> [n, hidden].
 ExpertFn = Callable[[int, Any], Any]
+#: Runs the expert named by a device tensor on one row, without reading it on the host:
+#: (expert [1] on the device, row [1, hidden]) -> [1, hidden].
+DeviceExpertFn = Callable[[Any, Any], Any]
 
 
 def install_moe(model: Any, mode: str) -> int:
@@ -83,7 +87,8 @@ def install_moe(model: Any, mode: str) -> int:
         if run_expert is None:
             log.warning("%s: unknown expert layout %s, left stock", name, type(module.experts))
             continue
-        module.forward = functools.partial(sparse_moe_forward, module, run_expert)
+        on_device = device_expert_runner(module.experts)
+        module.forward = functools.partial(sparse_moe_forward, module, run_expert, on_device)
         count += 1
     return count
 
@@ -125,12 +130,56 @@ def expert_runner(experts: Any) -> ExpertFn | None:
     return run_fused
 
 
-def sparse_moe_forward(moe: Any, run_expert: ExpertFn, hidden_states: Any) -> tuple[Any, Any]:
+def device_expert_runner(experts: Any) -> DeviceExpertFn | None:
+    """For fused experts, a runner that picks the expert on the device (no host sync), or None.
+
+    `torch._grouped_mm` multiplies row groups by their own expert's matrix, the groups given by
+    end offsets in device memory: one row routed to expert e is the offsets [0]*e + [1]*(E-e)
+    (every other group empty), so the expert's weights are read in place, never copied, and the
+    host never learns which expert it was. That is what lets a decode step be captured as a CUDA
+    graph (sm90 runs it as a grouped GEMM in bf16). The result equals `run_fused` bit for bit
+    on the CPU in float32 and bf16 (`tests/inference/test_moe_dispatch.py`). Per-expert
+    quantized experts (a ModuleList of bitsandbytes linears) have no such kernel: they keep the
+    one host read per layer.
+
+    Returns:
+        `run(expert, row)`, or None when the experts are not fused or this torch build cannot
+        run `_grouped_mm` for their dtype and device (tried once, on a row of zeros).
+    """
+    import torch
+
+    if isinstance(experts, torch.nn.ModuleList) or not hasattr(torch, "_grouped_mm"):
+        return None
+    gate_up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+    if not isinstance(gate_up, torch.Tensor) or not isinstance(down, torch.Tensor):
+        return None
+    count = gate_up.shape[0]
+    act = experts.act_fn
+
+    def run(expert: Any, row: Any) -> Any:
+        ends = (torch.arange(count, device=row.device) >= expert).to(torch.int32)
+        gate, up = torch._grouped_mm(row, gate_up, offs=ends).chunk(2, dim=-1)
+        return torch._grouped_mm(up * act(gate), down, offs=ends)
+
+    try:
+        with torch.inference_mode():
+            probe = torch.zeros(1, gate_up.shape[1], dtype=gate_up.dtype, device=gate_up.device)
+            run(torch.zeros(1, dtype=torch.long, device=gate_up.device), probe)
+    except (RuntimeError, NotImplementedError) as exc:
+        log.info("grouped expert GEMM unavailable (%s): the expert is read on the host", exc)
+        return None
+    return run
+
+
+def sparse_moe_forward(
+    moe: Any, run_expert: ExpertFn, on_device: DeviceExpertFn | None, hidden_states: Any
+) -> tuple[Any, Any]:
     """`Llama4TextMoe.forward`, computing only the experts each token was routed to.
 
     Args:
         moe: the `Llama4TextMoe` (its router, shared expert, `top_k`, `hidden_dim`).
         run_expert: from `expert_runner(moe.experts)`.
+        on_device: from `device_expert_runner(moe.experts)` (None: read the expert on the host).
         hidden_states: [batch, seq, hidden] or [tokens, hidden].
 
     Returns:
@@ -153,8 +202,12 @@ def sparse_moe_forward(moe: Any, run_expert: ExpertFn, hidden_states: Any) -> tu
     routed_in = (x.unsqueeze(1) * gate.unsqueeze(-1)).reshape(-1, moe.hidden_dim)  # [T*k, H]
     expert = expert.reshape(-1)  # [T*k]
     if routed_in.shape[0] == 1:
-        # A decode step of one sequence: one expert, no sorting. `.item()` is the one host sync.
-        out.add_(run_expert(int(expert.item()), routed_in))
+        # A decode step of one sequence: one expert, no sorting; chosen on the device where the
+        # experts allow it, else `.item()` is the one host sync.
+        if on_device is not None:
+            out.add_(on_device(expert, routed_in))
+        else:
+            out.add_(run_expert(int(expert.item()), routed_in))
         return out, logits
 
     # 4. Prefill (or batched decode): group rows by expert, one call per expert that got rows.
@@ -170,4 +223,11 @@ def sparse_moe_forward(moe: Any, run_expert: ExpertFn, hidden_states: Any) -> tu
     return out, logits
 
 
-__all__ = ["MOE_MODES", "expert_runner", "install_moe", "moe_mode", "sparse_moe_forward"]
+__all__ = [
+    "MOE_MODES",
+    "device_expert_runner",
+    "expert_runner",
+    "install_moe",
+    "moe_mode",
+    "sparse_moe_forward",
+]
