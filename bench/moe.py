@@ -32,6 +32,7 @@ included). The 48-layer figures leave out the embedding and Scout's 2 GB bf16 ou
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -121,6 +122,133 @@ def cpu_part(tokens: int, dtype: str) -> None:
     say(f"  decode  sparse {sparse_rate:8.1f} tok/s   ({sparse_rate / stock_rate:.1f}x stock)")
     say(f"  prefill 256 tokens: stock {stock_pre * 1e3:.0f} ms, sparse {sparse_pre * 1e3:.0f} ms"
           f" ({stock_pre / sparse_pre:.1f}x)")  # fmt: skip
+    decode_paths(model, prompt, tokens)
+
+
+#: The three ways the engine has decoded, oldest first (see `decode_paths`).
+DECODE_PATHS = ("stock", "sparse", "new")
+
+
+def decode_paths(model: Any, prompt: Any, tokens: int) -> None:
+    """Per decoded token: ATen ops, host reads and `cat` calls, and tok/s, of three paths.
+
+    - stock: transformers' MoE, `generate`, `DynamicCache`, transformers' sdpa;
+    - sparse: the sparse MoE reading the expert on the host, otherwise the same (what the engine
+      ran before the decode loop);
+    - new: the sparse MoE choosing fused experts on the device, the engine's attention and
+      in-place global-layer cache, and its own decode loop (`llama4_decode.decode`).
+
+    Ops are counted with a `TorchDispatchMode` over whole decodes of 1 and 1 + n tokens (the
+    difference divided by n), host reads are `aten::item`, `aten::_local_scalar_dense` and
+    `aten::is_nonzero` (`.item()`, `int(t)`, `bool(t)`), tok/s is the median step of an
+    uncounted run.
+    """
+    say(f"\n  decode paths, per token after a {prompt.shape[1]}-token prompt (greedy, batch 1):")
+    results = {}
+    for path in DECODE_PATHS:
+        setup_path(model, path)
+        counts = [count_ops(model, prompt, path, n) for n in (1, 1 + tokens)]
+        ops, reads, cats = ((b - a) / tokens for a, b in zip(*counts, strict=True))
+        seconds, ids = timed_decode(model, prompt, path, tokens)
+        results[path] = (ops, reads, cats, median_rate(seconds), ids)
+    setup_path(model, "sparse")
+    base = results["sparse"]
+    header = ("path", "ops", "host reads", "cat", "tok/s", "x sparse")
+    say("    {:8s} {:>7s} {:>10s} {:>5s} {:>8s} {:>9s}".format(*header))
+    for path, (ops, reads, cats, rate, ids) in results.items():
+        same = "same tokens" if ids == results["stock"][4] else "OTHER TOKENS"
+        say(f"    {path:8s} {ops:7.0f} {reads:10.1f} {cats:5.1f} {rate:8.1f} {rate / base[3]:8.2f}x"
+            f"  {same}")  # fmt: skip
+    say(f"    new vs sparse: ops x{results['new'][0] / base[0]:.2f}")
+
+
+def setup_path(model: Any, path: str) -> None:
+    """Put the model's MoE and attention as `path` runs them."""
+    from app.inference.llama4_attention import register
+
+    install_moe(model, "stock" if path == "stock" else "sparse", device_experts=path == "new")
+    model.set_attn_implementation(register() if path == "new" else "sdpa")
+
+
+def run_path(model: Any, prompt: Any, path: str, tokens: int, on_token: Any = None) -> list[int]:
+    """Greedy-decode `tokens` tokens after `prompt` the way `path` does; the new token ids."""
+    import torch
+    from transformers import DynamicCache
+
+    from app.inference.llama4_decode import decode
+    from app.inference.llama4_kv import new_cache, reserve
+    from app.inference.llama4_prefill import prefill
+
+    ids = prompt[0].tolist()
+    with torch.inference_mode():
+        if path != "new":
+            out = model.generate(
+                input_ids=prompt, attention_mask=torch.ones_like(prompt),
+                past_key_values=DynamicCache(config=model.config), max_new_tokens=tokens,
+                do_sample=False, streamer=on_token, eos_token_id=None, pad_token_id=0,
+            )  # fmt: skip
+            return out[0, len(ids) :].tolist()
+        cache = new_cache(model.config, "bf16")
+        reserve(cache, len(ids) + tokens)
+        prefill(model, cache, ids, 0, len(ids) - 1, logits=False)
+        config = model.generation_config.__class__(max_new_tokens=tokens, do_sample=False)
+        return decode(
+            model, cache, ids[-1], config=config, streamer=on_token or _NoStream(),
+            stop=_Never(), eos=(),
+        )  # fmt: skip
+
+
+def count_ops(model: Any, prompt: Any, path: str, tokens: int) -> tuple[int, int, int]:
+    """(ATen ops, host reads, cat calls) of one whole decode of `tokens` tokens."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts = [0, 0, 0]
+    reads = torch.ops.aten
+    host_reads = (reads.item.default, reads._local_scalar_dense.default, reads.is_nonzero.default)
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            counts[0] += 1
+            if func in host_reads:
+                counts[1] += 1
+            elif func.overloadpacket is torch.ops.aten.cat:
+                counts[2] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        run_path(model, prompt, path, tokens)
+    return counts[0], counts[1], counts[2]
+
+
+def timed_decode(model: Any, prompt: Any, path: str, tokens: int) -> tuple[list[float], list[int]]:
+    """Seconds between consecutive tokens (as a reader of the stream sees them), and the ids."""
+    stamps: list[float] = []
+
+    class Clock:
+        def put(self, _value: Any) -> None:
+            stamps.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    run_path(model, prompt, path, 2)  # warm-up
+    ids = run_path(model, prompt, path, tokens, Clock())
+    steps = [b - a for a, b in itertools.pairwise(stamps[1:])]  # stamps[0] is the prompt
+    return steps[1:], ids
+
+
+class _NoStream:
+    def put(self, _value: Any) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+class _Never:
+    def token_sampled(self, _now: float) -> bool:
+        return False
 
 
 # -- GPU part -----------------------------------------------------------------------------------

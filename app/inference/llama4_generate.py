@@ -73,7 +73,8 @@ def make_stop_criteria(
 
     It doubles as the prefill's cancel flag: its `cancelled` property asks the same three
     questions between prompt segments (setting `outcome.stop_reason` the same way), so a Stop, a
-    closed stream or a passed deadline also ends a long prefill.
+    closed stream or a passed deadline also ends a long prefill. `llama4_decode.decode` calls its
+    `token_sampled(now)` after each token, as `generate` calls it.
     """
     import torch
     from transformers import StoppingCriteria
@@ -93,11 +94,14 @@ def make_stop_criteria(
         def cancelled(self) -> bool:
             return self.halted(time.perf_counter())
 
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            now = time.perf_counter()
+        def token_sampled(self, now: float) -> bool:
+            """A token was sampled at `now`: note the first one; whether to stop here."""
             if outcome.first_token_at is None:
                 outcome.first_token_at = now
-            halt = self.halted(now)
+            return self.halted(now)
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            halt = self.token_sampled(time.perf_counter())
             return torch.full(
                 (input_ids.shape[0],), halt, dtype=torch.bool, device=input_ids.device
             )

@@ -202,7 +202,8 @@ class LocalLlama4Engine:
         report: Any,
     ) -> list[int]:
         """On the helper thread: read `ids[reuse:-1]` into the one cache in segments, keeping it
-        once it reaches the kept prefix (`cut`), then generate from the last prompt token.
+        once it reaches the kept prefix (`cut`), then generate from the last prompt token: with
+        `llama4_decode.decode` when it does all the config asks (else `model.generate`).
 
         `criteria` is also the prefill's cancel flag (`make_stop_criteria`); `report(done,
         total)` carries the prefill's progress to the caller's thread.
@@ -210,6 +211,8 @@ class LocalLlama4Engine:
         import torch
         from transformers import StoppingCriteriaList
 
+        from app.inference.llama4_decode import decode, decode_supported
+        from app.inference.llama4_generate import eos_ids
         from app.inference.llama4_kv import new_cache, reserve
         from app.inference.llama4_prefill import prefill
 
@@ -247,6 +250,11 @@ class LocalLlama4Engine:
                 if 0 < done < keep:  # keep what was read: asking again continues from there
                     self._prefix.store(ids[:done], cache)
                 raise
+            if decode_supported(config):
+                return decode(
+                    model, cache, ids[-1], config=config, streamer=streamer, stop=criteria,
+                    eos=eos_ids(config),
+                )  # fmt: skip
             full = torch.tensor([ids], device=device)
             out = model.generate(
                 input_ids=full,

@@ -56,7 +56,7 @@ ExpertFn = Callable[[int, Any], Any]
 DeviceExpertFn = Callable[[Any, Any], Any]
 
 
-def install_moe(model: Any, mode: str) -> int:
+def install_moe(model: Any, mode: str, *, device_experts: bool = True) -> int:
     """Switch every Llama 4 MoE layer of `model` to the sparse dispatch, or back to stock.
 
     The sparse forward is set on each `Llama4TextMoe` instance (the class, and so any other model
@@ -65,6 +65,8 @@ def install_moe(model: Any, mode: str) -> int:
     Args:
         model: a loaded `Llama4ForConditionalGeneration` / `Llama4ForCausalLM` (any nn.Module).
         mode: "sparse" or "stock".
+        device_experts: let a decode step choose fused experts on the device
+            (`device_expert_runner`); False reads the expert on the host (for comparison).
 
     Returns:
         How many MoE layers now run `mode` (layers with an expert layout we do not know stay
@@ -87,7 +89,7 @@ def install_moe(model: Any, mode: str) -> int:
         if run_expert is None:
             log.warning("%s: unknown expert layout %s, left stock", name, type(module.experts))
             continue
-        on_device = device_expert_runner(module.experts)
+        on_device = device_expert_runner(module.experts) if device_experts else None
         module.forward = functools.partial(sparse_moe_forward, module, run_expert, on_device)
         count += 1
     return count

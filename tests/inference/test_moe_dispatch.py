@@ -175,30 +175,29 @@ def test_unknown_modes_and_layouts_are_refused_or_left_stock() -> None:
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_fused_experts_are_chosen_on_the_device_bit_for_bit_without_a_host_read(dtype) -> None:
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
     from transformers import Llama4ForCausalLM
 
     from app.inference.moe import device_expert_runner, expert_runner
     from app.inference.tiny import tiny_config
+    from tests.helpers.host_reads import HostReads
 
     torch.manual_seed(0)
     model = Llama4ForCausalLM(tiny_config().get_text_config()).to(getattr(torch, dtype)).eval()
-    experts = _moe_layers(model)[0].experts
-    on_host, on_device = expert_runner(experts), device_expert_runner(experts)
+    moe = _moe_layers(model)[0]
+    on_host, on_device = expert_runner(moe.experts), device_expert_runner(moe.experts)
     assert on_host is not None and on_device is not None
-
-    class HostReads(TorchDispatchMode):
-        count = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten._local_scalar_dense.default:
-                HostReads.count += 1
-            return func(*args, **(kwargs or {}))
-
-    row = torch.randn(1, experts.gate_up_proj.shape[1]).to(experts.gate_up_proj.dtype)
+    row = torch.randn(1, moe.hidden_dim).to(moe.experts.gate_up_proj.dtype)
     with torch.inference_mode():
-        for e in range(experts.gate_up_proj.shape[0]):
-            with HostReads():
+        for e in range(moe.experts.gate_up_proj.shape[0]):
+            with HostReads() as reads:
                 chosen = on_device(torch.tensor([e]), row)
-            assert torch.equal(chosen, on_host(e, row))
-    assert HostReads.count == 0
+            assert torch.equal(chosen, on_host(e, row)) and reads.count == 0
+        # A whole MoE layer on one token: the host read is gone with the device runner only.
+        token = torch.randn(1, 1, moe.hidden_dim).to(row.dtype)
+        outputs = []
+        for device_experts, reads_expected in ((False, 1), (True, 0)):
+            install_moe(model, "sparse", device_experts=device_experts)
+            with HostReads() as reads:
+                outputs.append(moe(token)[0])
+            assert reads.count == reads_expected
+        assert torch.equal(*outputs)
