@@ -161,3 +161,27 @@ def test_shutdown_waits_for_its_own_lane_only(qtbot):
     assert finished == ["mine"]
     blocker.set()
     assert other.shutdown()
+
+
+def test_a_lane_deleted_with_a_task_in_flight_drops_its_result(qtbot):
+    from PySide6.QtCore import QObject
+
+    owner = QObject()
+    lane = TaskPool(1, owner)
+    started, release, ended = threading.Event(), threading.Event(), threading.Event()
+    heard: list[object] = []
+
+    def work() -> str:
+        started.set()
+        release.wait(5)
+        return "late"
+
+    lane.run(work, heard.append, heard.append)
+    lane.run(lambda: ended.set(), heard.append)  # queued in the lane behind the first
+    assert started.wait(5)
+    owner.deleteLater()  # the window that owned the lane closes mid-task
+    qtbot.waitUntil(lambda: not __import__("shiboken6").isValid(lane), timeout=5000)
+    release.set()
+    assert ended.wait(5)  # the lane's queue still drains on the pool
+    qtbot.wait(200)  # the results reach the GUI thread's relay: nobody to hand them to
+    assert heard == []

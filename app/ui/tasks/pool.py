@@ -4,8 +4,10 @@ Every feature runs its background work here (counting tokens, planning chunks, r
 markdown, decoding video frames, reading attachments). There is one `QThreadPool` for the whole
 application (`app_pool`); each owner holds a `TaskPool`, a lane of it with its own limit on
 tasks at once and its own queue (a limit of 1 runs its tasks one after the other, in order), so
-one feature's long work never takes another feature's place in line beyond its limit. One relay
-per lane queues results to the GUI thread; there is one way to cancel and one rule for failures. An
+one feature's long work never takes another feature's place in line beyond its limit. One relay,
+living on the GUI thread for the life of the application, queues every result there and hands
+it to its lane if the lane still exists (a lane destroyed with tasks in flight just drops their
+results); there is one way to cancel and one rule for failures. An
 `ExpectedError` reaches `failed` as its sentence; a `Cancellation` (or a cancelled task) calls
 nothing back; anything else is a bug: it is logged, `failed` hears a short sentence so the
 screen does not wait forever, and the traceback goes to `sys.excepthook` (the crash dialog).
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from app.core.errors import Cancellation, ExpectedError
@@ -66,29 +69,49 @@ class _Outcome:
 class _Relay(QObject):
     """Lives on the GUI thread; pool threads emit through it, so delivery is queued there."""
 
-    #: (task id, _Outcome).
-    finished = Signal(int, object)
+    #: (the TaskPool, task id, _Outcome).
+    finished = Signal(object, int, object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished.connect(self._on_finished)
+
+    def _on_finished(self, lane: TaskPool, task_id: int, outcome: _Outcome) -> None:
+        if outcome.bug is not None:
+            sys.excepthook(*outcome.bug)  # the crash dialog, with the traceback
+        if shiboken6.isValid(lane):  # a lane deleted meanwhile (its window closed) hears nothing
+            lane._on_relay_finished(task_id, outcome)
+
+
+_relay: _Relay | None = None
+
+
+def _the_relay() -> _Relay:
+    """The one relay (made on first use, which is on the GUI thread: a lane's `run`)."""
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+    return _relay
 
 
 class _Task(QRunnable):
     def __init__(
         self,
+        lane: TaskPool,
         task_id: int,
         work: CancellableWork,
         stop: threading.Event,
-        relay: _Relay,
-        ended: Callable[[], None],
     ) -> None:
         super().__init__()
+        self._lane = lane
         self._task_id = task_id
         self._work = work
         self._stop = stop
-        self._relay = relay
-        self._ended = ended
+        self._ended = lane._on_task_ended  # plain Python: safe after the lane's QObject is gone
 
     def run(self) -> None:
         try:
-            self._relay.finished.emit(self._task_id, self._outcome())
+            _the_relay().finished.emit(self._lane, self._task_id, self._outcome())
         finally:
             self._ended()  # the lane may start its next task
 
@@ -121,8 +144,7 @@ class TaskPool(QObject):
     def __init__(self, max_threads: int = 1, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._limit = max(1, max_threads)
-        self._relay = _Relay(self)
-        self._relay.finished.connect(self._on_relay_finished)
+        _the_relay()  # made here, on the GUI thread, before any task can need it
         self._tasks: dict[int, tuple[threading.Event, Done, Failed | None]] = {}
         self._next_id = 0
         # Shared with the pool's threads: what waits for a place, and how many run now.
@@ -156,7 +178,7 @@ class TaskPool(QObject):
         self._next_id += 1
         stop = threading.Event()
         self._tasks[self._next_id] = (stop, done, failed)
-        task = _Task(self._next_id, work, stop, self._relay, self._on_task_ended)
+        task = _Task(self, self._next_id, work, stop)
         with self._lock:
             self._waiting.append(task)
             self._start_waiting()
@@ -200,8 +222,6 @@ class TaskPool(QObject):
 
     def _on_relay_finished(self, task_id: int, outcome: _Outcome) -> None:
         entry = self._tasks.pop(task_id, None)
-        if outcome.bug is not None:
-            sys.excepthook(*outcome.bug)  # the crash dialog, with the traceback
         if entry is None or outcome.cancelled:
             return
         _stop, done, failed = entry
