@@ -24,7 +24,7 @@ from app.store.sessions import SessionStore
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 #: The contract is "within 2 s"; the bound leaves room for a loaded 2-core CI machine.
-STOP_BOUND_S = 4.0
+STOP_BOUND_S = 2.0  # the contract: Ctrl+C ends ask and video within 2 s
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
 
