@@ -125,18 +125,22 @@ def cpu_part(tokens: int, dtype: str) -> None:
     decode_paths(model, prompt, tokens)
 
 
-#: The three ways the engine has decoded, oldest first (see `decode_paths`).
-DECODE_PATHS = ("stock", "sparse", "new")
+#: The ways the engine has decoded, oldest first (see `decode_paths`).
+DECODE_PATHS = ("stock", "sparse", "new", "new-device")
 
 
 def decode_paths(model: Any, prompt: Any, tokens: int) -> None:
-    """Per decoded token: ATen ops, host reads and `cat` calls, and tok/s, of three paths.
+    """Per decoded token: ATen ops, host reads and `cat` calls, and tok/s, of each path.
 
     - stock: transformers' MoE, `generate`, `DynamicCache`, transformers' sdpa;
     - sparse: the sparse MoE reading the expert on the host, otherwise the same (what the engine
-      ran before the decode loop);
-    - new: the sparse MoE choosing fused experts on the device, the engine's attention and
-      in-place global-layer cache, and its own decode loop (`llama4_decode.decode`).
+      ran before its own decode loop);
+    - new: the engine's decode loop (`llama4_decode.decode`) over its static-cache step
+      (`llama4_step.DecodeStep`), as it runs on this device: on the CPU each MoE layer reads its
+      expert's index (not a synchronisation on a CPU, and torch's CPU grouped GEMM is slower
+      than one product), on a GPU the expert is chosen on the device;
+    - new-device: the same step with the expert always chosen on the device
+      (`torch._grouped_mm`), as a GPU runs it: what the host-read count means on a GPU.
 
     Ops are counted with a `TorchDispatchMode` over whole decodes of 1 and 1 + n tokens (the
     difference divided by n), host reads are `aten::item`, `aten::_local_scalar_dense` and
@@ -154,20 +158,25 @@ def decode_paths(model: Any, prompt: Any, tokens: int) -> None:
     setup_path(model, "sparse")
     base = results["sparse"]
     header = ("path", "ops", "host reads", "cat", "tok/s", "x sparse")
-    say("    {:8s} {:>7s} {:>10s} {:>5s} {:>8s} {:>9s}".format(*header))
+    say("    {:10s} {:>7s} {:>10s} {:>5s} {:>8s} {:>9s}".format(*header))
     for path, (ops, reads, cats, rate, ids) in results.items():
         same = "same tokens" if ids == results["stock"][4] else "OTHER TOKENS"
-        say(f"    {path:8s} {ops:7.0f} {reads:10.1f} {cats:5.1f} {rate:8.1f} {rate / base[3]:8.2f}x"
-            f"  {same}")  # fmt: skip
-    say(f"    new vs sparse: ops x{results['new'][0] / base[0]:.2f}")
+        say(f"    {path:10s} {ops:7.0f} {reads:10.1f} {cats:5.1f} {rate:8.1f}"
+            f" {rate / base[3]:8.2f}x  {same}")  # fmt: skip
+    for path in DECODE_PATHS[2:]:
+        say(f"    {path} vs sparse: ops x{results[path][0] / base[0]:.2f}, tok/s"
+            f" x{results[path][3] / base[3]:.2f}")  # fmt: skip
 
 
 def setup_path(model: Any, path: str) -> None:
     """Put the model's MoE and attention as `path` runs them."""
     from app.inference.llama4_attention import register
+    from app.inference.llama4_step import fuse_projections
 
-    install_moe(model, "stock" if path == "stock" else "sparse", device_experts=path == "new")
-    model.set_attn_implementation(register() if path == "new" else "sdpa")
+    new = path.startswith("new")
+    install_moe(model, "stock" if path == "stock" else "sparse", device_experts=new)
+    model.set_attn_implementation(register() if new else "sdpa")
+    fuse_projections(model)  # changes no value: the stock paths compute what they did
 
 
 def run_path(model: Any, prompt: Any, path: str, tokens: int, on_token: Any = None) -> list[int]:
@@ -181,7 +190,7 @@ def run_path(model: Any, prompt: Any, path: str, tokens: int, on_token: Any = No
 
     ids = prompt[0].tolist()
     with torch.inference_mode():
-        if path != "new":
+        if not path.startswith("new"):
             out = model.generate(
                 input_ids=prompt, attention_mask=torch.ones_like(prompt),
                 past_key_values=DynamicCache(config=model.config), max_new_tokens=tokens,
@@ -194,7 +203,7 @@ def run_path(model: Any, prompt: Any, path: str, tokens: int, on_token: Any = No
         config = model.generation_config.__class__(max_new_tokens=tokens, do_sample=False)
         return decode(
             model, cache, ids[-1], config=config, streamer=on_token or _NoStream(),
-            stop=_Never(), eos=(),
+            stop=_Never(), eos=(), device_experts=True if path == "new-device" else None,
         )  # fmt: skip
 
 

@@ -17,9 +17,12 @@ torch is imported inside the functions only.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 #: Generation-config fields `decode` honours; any other processor setting sends it to `generate`.
 _NEUTRAL = {
@@ -79,6 +82,8 @@ def decode(
     streamer: TokenSink,
     stop: StepStop,
     eos: Iterable[int],
+    graphs: bool = True,
+    device_experts: bool | None = None,
 ) -> list[int]:
     """Generate after a prefill that left every prompt token but the last in `cache`.
 
@@ -93,21 +98,40 @@ def decode(
         streamer: gets each new token (a CPU tensor of one id) and `end()` at the end.
         stop: asked after each token whether to stop.
         eos: ids that end the answer (kept as its last token, as `generate` keeps them).
+        graphs: on CUDA, run the step as a CUDA graph where it can be captured
+            (`llama4_step.DecodeStep.capture`); the CPU always runs it eagerly.
+        device_experts: how MoE layers pick their expert (`llama4_step.DecodeStep`).
 
     Returns:
         The new token ids.
     """
     import torch
 
+    from app.inference.llama4_step import DecodeStep, step_supported
+
     device = model.get_input_embeddings().weight.device
     ends = set(eos)
     new: list[int] = []
+    limit = int(config.max_new_tokens)
     token = torch.tensor([[last_prompt_id]], device=device)
+    step = None
+    if limit > 0 and step_supported(model, cache):
+        step = DecodeStep(
+            model, cache, cache.get_seq_length(), limit, device_experts=device_experts
+        )
     streamer.put(token.cpu())  # the streamer skips its first put: the prompt
     try:
-        for _ in range(int(config.max_new_tokens)):
-            out = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            chosen = choose_token(out.logits[0, -1], config)
+        for index in range(limit):
+            if step is not None:
+                logits = step(token, index)
+                if index == 0 and graphs:
+                    _capture(step, token, logits)
+            else:
+                out = model(
+                    input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1
+                )
+                logits = out.logits[0, -1]
+            chosen = choose_token(logits, config)
             token_id = int(chosen)  # the one host read a token: streamed and checked for EOS
             new.append(token_id)
             streamer.put(torch.tensor([token_id]))
@@ -115,8 +139,28 @@ def decode(
                 break
             token = chosen.view(1, 1)
     finally:
+        if step is not None:
+            step.finish()
         streamer.end()
     return new
+
+
+def _capture(step: Any, token: Any, eager_logits: Any) -> None:
+    """Capture `step` as a CUDA graph after its first, eager step, and keep the graph only if
+    it gives that step's next token again (a replay rewrites the same cache slots)."""
+    import torch
+
+    try:
+        if not step.capture():
+            return
+        replayed = step(token, 0)
+    except RuntimeError as exc:  # a kernel that cannot be captured: stay eager
+        log.warning("decode step not captured as a CUDA graph (%s): decoding eagerly", exc)
+        step.release_graph()
+        return
+    if not torch.equal(replayed.argmax(-1), eager_logits.argmax(-1)):
+        log.warning("the captured decode step disagreed with the eager one: decoding eagerly")
+        step.release_graph()
 
 
 def choose_token(logits: Any, config: Any) -> Any:

@@ -48,8 +48,13 @@ def pack_int8(states: Any) -> Any:
     # The scale is rounded to float16 first and the codes are computed against the rounded
     # value, so unpacking (codes × stored scale) errs only by the codes' rounding: half a step.
     scale = (largest / _CODE_MAX).clamp_min(1e-7).to(torch.float16)
-    codes = torch.round(wide / scale.float()).clamp_(-_CODE_MAX, _CODE_MAX).to(torch.int8)
-    return torch.cat([codes, scale.view(torch.int8)], dim=-1)
+    packed = torch.empty(
+        (*states.shape[:-1], states.shape[-1] + SCALE_BYTES), dtype=torch.int8, device=states.device
+    )
+    codes = torch.round(wide / scale.float()).clamp_(-_CODE_MAX, _CODE_MAX)
+    packed[..., :-SCALE_BYTES] = codes  # written in place: no `cat` at every decode step
+    packed[..., -SCALE_BYTES:] = scale.view(torch.int8)
+    return packed
 
 
 def unpack_int8(packed: Any, dtype: Any) -> Any:
@@ -182,6 +187,21 @@ def _build_global_layer() -> Any:
 
         def get_seq_length(self) -> int:
             return self.length
+
+        def adopt(self, keys: Any, values: Any, dtype: Any, device: Any) -> None:
+            """Take `keys` and `values` as the (empty) buffers: a decode that starts before
+            any prefill wrote (`llama4_step`)."""
+            self.dtype, self.device = dtype, device
+            self.is_initialized = True
+            self._key_buffer, self._value_buffer = keys, values
+
+        def advance(self, length: int) -> None:
+            """Hold the first `length` tokens of the buffers, which someone else wrote in place
+            (`llama4_step.DecodeStep` writes the answer's keys straight into them)."""
+            if self._key_buffer is None or length > self._key_buffer.shape[-2]:
+                raise ValueError(f"the buffers cannot hold {length} tokens")
+            self.length = length
+            self._set_views()
 
         def buffers(self) -> tuple[Any, Any]:
             """The key and value buffers (None before the first write)."""

@@ -167,12 +167,14 @@ def load_llama4(
     assert model is not None  # no failure: from_pretrained returned it
     model.eval()
     from app.inference.llama4_attention import register
+    from app.inference.llama4_step import fuse_projections
     from app.inference.moe import install_moe
 
     # The text model's attention copies nothing that grows with the context (llama4_attention);
     # the vision tower keeps transformers' sdpa.
     model.set_attn_implementation({"text_config": register()})
     install_moe(model, moe)
+    fuse_projections(model)  # one product for q/k/v in a decode step (llama4_step)
     progress(LoadProgress(1, 1, "Ready"))
     return LoadedModel(model, processor, device, effective, time.perf_counter() - start)
 

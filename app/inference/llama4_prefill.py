@@ -121,7 +121,7 @@ def prefill(
     image_token_id = _image_token_id(model)
     rows = _image_rows(model, ids, start, end, pixel_values, image_token_id, device)
     used = 0
-    text_model = _text_model(model)
+    decoder = text_model(model)
     last = None
     position = start
     while position < end:
@@ -137,9 +137,9 @@ def prefill(
                 part = rows[used : used + count].to(embeds.device, embeds.dtype)
                 embeds = embeds.masked_scatter(patches.unsqueeze(-1), part)
                 used += count
-        masks = _masks(text_model, embeds, cache, position)
+        masks = _masks(decoder, embeds, cache, position)
         if stop < end or not logits:  # no head: only the last token's logits are wanted
-            text_model(
+            decoder(
                 inputs_embeds=embeds, attention_mask=masks, past_key_values=cache, use_cache=True
             )
         else:
@@ -155,7 +155,7 @@ def prefill(
     return last
 
 
-def _masks(text_model: Any, embeds: Any, cache: Any, position: int) -> Any:
+def _masks(decoder: Any, embeds: Any, cache: Any, position: int) -> Any:
     """The masks of one segment's forward: None (the model builds them) under stock attention.
 
     Under the engine's attention (`llama4_attention.ATTENTION`) the global layers get None,
@@ -165,7 +165,7 @@ def _masks(text_model: Any, embeds: Any, cache: Any, position: int) -> Any:
     """
     from app.inference.llama4_attention import ATTENTION
 
-    config = text_model.config
+    config = decoder.config
     if config._attn_implementation != ATTENTION:
         return None
     import torch
@@ -187,7 +187,7 @@ def _image_token_id(model: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _text_model(model: Any) -> Any:
+def text_model(model: Any) -> Any:
     """The decoder stack without the output head (`Llama4TextModel`)."""
     language = getattr(model, "language_model", model)
     return language.model

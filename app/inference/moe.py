@@ -155,11 +155,11 @@ def device_expert_runner(experts: Any) -> DeviceExpertFn | None:
     gate_up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     if not isinstance(gate_up, torch.Tensor) or not isinstance(down, torch.Tensor):
         return None
-    count = gate_up.shape[0]
+    order = torch.arange(gate_up.shape[0], device=gate_up.device)
     act = experts.act_fn
 
     def run(expert: Any, row: Any) -> Any:
-        ends = (torch.arange(count, device=row.device) >= expert).to(torch.int32)
+        ends = (order >= expert).to(torch.int32)
         gate, up = torch._grouped_mm(row, gate_up, offs=ends).chunk(2, dim=-1)
         return torch._grouped_mm(up * act(gate), down, offs=ends)
 

@@ -84,8 +84,8 @@ def test_one_host_read_a_token_and_no_generate(engine, monkeypatch) -> None:
     counted: list[int] = []
 
     def decode_counted(*args: Any, **kwargs: Any) -> list[int]:
-        with HostReads() as reads:
-            new = real(*args, **kwargs)
+        with HostReads() as reads:  # experts chosen on the device, as on a GPU
+            new = real(*args, device_experts=True, **kwargs)
         counted.append(reads.count)
         return new
 
