@@ -286,6 +286,18 @@ def segment_bytes(
     return activations * dtype_bytes + masks + transient
 
 
+def decode_bytes(text_config: Mapping[str, Any], dtype_bytes: int = BF16_BYTES) -> int:
+    """Memory the decode step holds besides the KV cache: each chunked layer's ring of one chunk
+    of keys and values (`llama4_step`), made after the prefill, freed after the answer.
+
+    Scout: 36 chunked layers × 2 × 8 KV heads × 8,192 slots × 128 × 2 bytes = 1.21 GB.
+    """
+    kinds = _layer_types(text_config)
+    chunk = int(text_config.get("attention_chunk_size") or 0)
+    chunked = sum(kind == "chunked_attention" for kind in kinds)
+    return chunked * chunk * _kv_per_layer_token(text_config, dtype_bytes)
+
+
 def prefill_bytes(
     text_config: Mapping[str, Any],
     tokens: int,
@@ -308,11 +320,12 @@ def context_capacity(
 ) -> int:
     """The longest context (prompt + answer, in tokens) that fits in `free_bytes`.
 
-    Solves KV(n) + max(`segment_bytes`(segment, n), regrowth) <= free − `RESERVE_BYTES` for the
-    largest n, where segment = min(`prefill_tokens`, `segment_tokens`): the segmented prefill's
-    last segment is the peak, and its global mask grows with the context n. The KV cache is
-    allocated for n before the prefill (`llama4_kv.reserve`); a kept cache of `kept_tokens` that
-    must grow to n holds one global layer's old buffer meanwhile (the regrowth).
+    Solves KV(n) + max(`segment_bytes`(segment, n), regrowth, `decode_bytes`) <= free −
+    `RESERVE_BYTES` for the largest n, where segment = min(`prefill_tokens`, `segment_tokens`):
+    the segmented prefill's last segment is the peak, and its global mask grows with the
+    context n. The KV cache is allocated for n before the prefill (`llama4_kv.reserve`); a kept
+    cache of `kept_tokens` that must grow to n holds one global layer's old buffer meanwhile
+    (the regrowth); the decode step's rings exist after the prefill's working memory is gone.
 
     Args:
         text_config: the text section of config.json.
@@ -331,10 +344,11 @@ def context_capacity(
     if usable - segment_bytes(text_config, segment, segment, kv_cache=kv_cache) <= 0:
         return 0
     layer_bytes = _global_per_layer_token(text_config, BF16_BYTES, kv_cache) * kept_tokens
+    rings = decode_bytes(text_config)
 
     def need(n: int) -> int:
         working = segment_bytes(text_config, segment, n, kv_cache=kv_cache)
-        return kv_cache_bytes(text_config, n, kv_cache=kv_cache) + max(working, layer_bytes)
+        return kv_cache_bytes(text_config, n, kv_cache=kv_cache) + max(working, layer_bytes, rings)
 
     low, high = 0, limit
     while low < high:  # the largest n whose need fits

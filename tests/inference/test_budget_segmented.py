@@ -12,6 +12,7 @@ import pytest
 from app.inference.budget import (
     RESERVE_BYTES,
     context_capacity,
+    decode_bytes,
     kv_bytes_per_token,
     kv_cache_bytes,
     segment_bytes,
@@ -67,12 +68,22 @@ def test_capacity_is_the_largest_context_that_fits() -> None:
     n = context_capacity(SCOUT_TEXT, free, 50_000)
     assert n > 100_000
 
-    def need(tokens: int) -> int:
-        return kv_cache_bytes(SCOUT_TEXT, tokens) + segment_bytes(SCOUT_TEXT, 2048, tokens)
+    def need(tokens: int, segment: int = 2048) -> int:
+        working = max(segment_bytes(SCOUT_TEXT, segment, tokens), decode_bytes(SCOUT_TEXT))
+        return kv_cache_bytes(SCOUT_TEXT, tokens) + working
 
     assert need(n) <= free - RESERVE_BYTES < need(n + 1)
-    # A short prompt prefills in one short segment: a smaller mask, a little more room.
-    assert context_capacity(SCOUT_TEXT, free, 100) > n
+    # Scout's decode rings (36 chunked layers, one chunk of bf16 keys and values each) outweigh
+    # a segment's working memory here, so a short prompt gets no more room...
+    assert decode_bytes(SCOUT_TEXT) == 36 * 2 * 8 * 8192 * 128 * 2
+    assert segment_bytes(SCOUT_TEXT, 2048, n) < decode_bytes(SCOUT_TEXT)
+    assert context_capacity(SCOUT_TEXT, free, 100) == n
+    # ...until the context is long enough for the segment's masks to be the larger term.
+    big = 200 * 10**9
+    long = context_capacity(SCOUT_TEXT, big, 50_000)
+    assert segment_bytes(SCOUT_TEXT, 2048, long) > decode_bytes(SCOUT_TEXT)
+    assert need(long) <= big - RESERVE_BYTES < need(long + 1)
+    assert context_capacity(SCOUT_TEXT, big, 100) > long
     assert context_capacity(SCOUT_TEXT, free, 10**6) == n  # longer prompts: still one segment
 
 

@@ -41,11 +41,12 @@ def test_global_layers_grow_48_kib_per_token_and_chunked_layers_stop_at_a_chunk(
     assert small == 48 * 4096  # below a chunk, all 48 layers grow
 
 
-def test_capacity_grows_with_memory_and_shrinks_with_the_prefill() -> None:
+def test_capacity_grows_with_memory_and_never_with_the_prefill() -> None:
     few = context_capacity(SCOUT_TEXT, 10 * 10**9, 1000)
     more = context_capacity(SCOUT_TEXT, 20 * 10**9, 1000)
     assert 0 < few < more
-    assert context_capacity(SCOUT_TEXT, 20 * 10**9, 30_000) < more
+    # (at 20 GB the decode step's rings, not the prefill, are the larger working memory)
+    assert context_capacity(SCOUT_TEXT, 20 * 10**9, 30_000) <= more
     assert context_capacity(SCOUT_TEXT, 10**9, 1000) == 0
 
 

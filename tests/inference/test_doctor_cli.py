@@ -141,7 +141,8 @@ def test_doctor_context_for_scout_nf4_on_an_80_gb_card(tmp_path, capsys):
     ).weight_bytes
     assert context["weights_bytes"] == pytest.approx(expected, rel=0.02)
     # 80 GiB − 60.4 GB weights − reserve − the chunked layers' 1.2 GB: bf16 KV alone would give
-    # ~458 K tokens; one row block's mask (1.5 KB a context token) brings it to ~444 K.
+    # ~458 K tokens; the decode step's 1.2 GB of rings (more than the last prefill segment's
+    # working memory) bring it to ~439 K.
     assert 400_000 < context["max_prompt_tokens"] < 458_000
     assert context["kv_cache"] == "bf16"
     assert _scout_context(tmp_path / "more", capsys, 141.0)["max_prompt_tokens"] > 800_000
@@ -182,7 +183,7 @@ def test_doctor_text_prints_the_context_line(tmp_path, capsys):
     )
     doctor.run(args)
     out = capsys.readouterr().out
-    assert "  Context: up to 444," in out and "bf16 KV 49,152 bytes a token" in out
+    assert "  Context: up to 438," in out and "bf16 KV 49,152 bytes a token" in out
 
 
 def test_gpu_memory_option_parses_a_float():
