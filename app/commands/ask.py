@@ -13,6 +13,7 @@ from app.commands.common import (
     EXIT_INTERRUPTED,
     Interrupt,
     ModelRun,
+    add_local_model_arguments,
     add_server_arguments,
     fail,
     model_run,
@@ -48,7 +49,6 @@ from app.inference.engine import (
     EngineError,
 )
 from app.inference.engine_facts import reads_images, token_counting
-from app.inference.llama4_kv import KV_CACHES
 from app.store.db import StoreError
 from app.store.rows import box_to_dict
 from app.store.sessions import SessionStore
@@ -59,11 +59,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the `ask` options (see ARCHITECTURE.md, the CLI contract)."""
     add_server_arguments(parser)
-    parser.add_argument("--quantization", choices=("nf4", "int8", "bf16"), default=None)
-    parser.add_argument(
-        "--kv-cache", choices=KV_CACHES, default=None,
-        help="the long-context layers' KV cache (local only; default: the one in Settings)",
-    )  # fmt: skip
+    add_local_model_arguments(parser)
     parser.add_argument("--image", action="append", type=Path, default=[], metavar="FILE")
     parser.add_argument("--video", type=Path, default=None, metavar="FILE")
     parser.add_argument("--doc", action="append", type=Path, default=[], metavar="PATH")
@@ -142,7 +138,8 @@ def _answer(
     opened = None
     cancel = interrupt.cancel
     engine = open_engine(
-        setup, quantization=args.quantization, kv_cache=args.kv_cache, moe=args.moe,
+        setup, quantization=args.quantization, kv_cache=args.kv_cache,
+        output_head=args.output_head, moe=args.moe,
         prefill_progress=prefill_printer(quiet=args.json),
     )  # fmt: skip
     try:

@@ -146,11 +146,29 @@ def server_for(args: argparse.Namespace, settings: Settings) -> ServerChoice | N
     return ServerChoice(url, model, load_api_key(url))
 
 
+def add_local_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a local model run: how the weights, the KV cache and the head are kept."""
+    from app.inference.llama4_head import OUTPUT_HEADS
+    from app.inference.llama4_kv import KV_CACHES
+
+    parser.add_argument("--quantization", choices=("nf4", "int8", "bf16"), default=None)
+    parser.add_argument(
+        "--kv-cache", choices=KV_CACHES, default=None,
+        help="the long-context layers' KV cache (local only; default: the one in Settings)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--output-head", choices=OUTPUT_HEADS, default=None,
+        help="the output head's weights; int8 reads 1 GB less a token (local only; default: the"
+        " one in Settings)",
+    )  # fmt: skip
+
+
 def open_engine(
     run: ModelRun,
     *,
     quantization: str | None = None,
     kv_cache: str | None = None,
+    output_head: str | None = None,
     moe: str = "sparse",
     prefill_progress: Callable[[int, int], None] | None = None,
 ) -> Engine:
@@ -160,6 +178,7 @@ def open_engine(
         run: what `model_run` found.
         quantization: overrides the settings' quantization (local only).
         kv_cache: overrides the settings' KV cache (local only).
+        output_head: overrides the settings' output head (local only).
         moe: the MoE path (local only).
         prefill_progress: told (done, total) prompt tokens as a long prompt is read (local
             only: a server reads the prompt on its side).
@@ -176,6 +195,7 @@ def open_engine(
         run.model_dir,
         quantization=quantization or run.settings.quantization,
         kv_cache=kv_cache or run.settings.kv_cache,
+        output_head=output_head or run.settings.output_head,
         moe=moe,
         prefill_progress=prefill_progress,
     )

@@ -12,6 +12,7 @@ from app.commands.common import (
     EXIT_INTERRUPTED,
     Interrupt,
     ModelRun,
+    add_local_model_arguments,
     add_server_arguments,
     fail,
     model_run,
@@ -39,7 +40,6 @@ from app.core.video.run import run_json, save_frame_answer, save_summary
 from app.core.video.sampling import sample_frames
 from app.core.video.timecode import format_time
 from app.inference.engine import Cancelled, CancelToken, Engine, EngineError, run_to_end
-from app.inference.llama4_kv import KV_CACHES
 from app.store.sessions import SessionStore
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
@@ -59,11 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--every", type=_seconds, metavar="SECONDS", help="one frame every SECONDS")
     mode.add_argument("--scenes", action="store_true", help="the first frame of each scene")
     add_server_arguments(parser)
-    parser.add_argument("--quantization", choices=("nf4", "int8", "bf16"), default=None)
-    parser.add_argument(
-        "--kv-cache", choices=KV_CACHES, default=None,
-        help="the long-context layers' KV cache (local only; default: the one in Settings)",
-    )  # fmt: skip
+    add_local_model_arguments(parser)
     parser.add_argument("--max-new-tokens", type=_frame_count, default=None, metavar="N")
     parser.add_argument("--batch-size", type=_frame_count, default=None, metavar="N",
                         help="frames per generate call (default 4)")  # fmt: skip
@@ -158,7 +154,9 @@ def _answer(
     settings = setup.settings
     video_name = attachments[0].name
     refs = frame_refs(attachments, store.blobs.path)
-    engine = open_engine(setup, quantization=args.quantization, kv_cache=args.kv_cache)
+    engine = open_engine(
+        setup, quantization=args.quantization, kv_cache=args.kv_cache, output_head=args.output_head
+    )
     results: list[FrameResult] = []
     summary: str | None = None
     try:

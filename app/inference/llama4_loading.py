@@ -88,6 +88,7 @@ def load_llama4(
     progress: ProgressCallback,
     cancel: CancelToken,
     moe: str = "sparse",
+    output_head: str = "bf16",
 ) -> LoadedModel:
     """Load processor and model from a local folder, reporting progress weight by weight.
 
@@ -99,6 +100,7 @@ def load_llama4(
         cancel: checked between steps and between weights.
         moe: "sparse" (run only each token's chosen expert, `app.inference.moe`) or "stock"
             (transformers' dispatch through every expert).
+        output_head: "bf16" (as stored) or "int8" (`app.inference.llama4_head`).
 
     Returns:
         The loaded model.
@@ -175,6 +177,10 @@ def load_llama4(
     model.set_attn_implementation({"text_config": register()})
     install_moe(model, moe)
     fuse_projections(model)  # one product for q/k/v in a decode step (llama4_step)
+    if output_head == "int8":
+        from app.inference.llama4_head import quantize_output_head
+
+        quantize_output_head(model)
     progress(LoadProgress(1, 1, "Ready"))
     return LoadedModel(model, processor, device, effective, time.perf_counter() - start)
 

@@ -23,6 +23,7 @@ from app.inference.engine import (
     ProgressCallback,
 )
 from app.inference.llama4_cache import PrefixCache, cut_point
+from app.inference.llama4_head import OUTPUT_HEADS
 from app.inference.llama4_kv import KV_CACHES
 from app.inference.llama4_loading import QUANTIZATIONS, LoadedModel, load_llama4, release_memory
 from app.inference.llama4_prefill import DEFAULT_SEGMENT_TOKENS, PrefillProgress
@@ -47,6 +48,7 @@ class LocalLlama4Engine:
             activation memory is bounded by it, and Stop is honoured after each segment.
         kv_cache: the global layers' KV cache, "bf16" or "int8" (half the bytes a token, see
             `app.inference.llama4_kv`).
+        output_head: the output head, "bf16" or "int8" (`app.inference.llama4_head`).
         prefill_progress: `(done, total)` while a prompt is read, or None; see the attribute.
     """
 
@@ -59,6 +61,7 @@ class LocalLlama4Engine:
         moe: str = "sparse",
         segment_tokens: int = DEFAULT_SEGMENT_TOKENS,
         kv_cache: str = "bf16",
+        output_head: str = "bf16",
         prefill_progress: PrefillProgress | None = None,
     ) -> None:
         if quantization not in QUANTIZATIONS:
@@ -69,12 +72,15 @@ class LocalLlama4Engine:
             raise ModelError(f"segment_tokens must be at least 1, not {segment_tokens}.")
         if kv_cache not in KV_CACHES:
             raise ModelError(f"Unknown KV cache {kv_cache!r}: use bf16 or int8.")
+        if output_head not in OUTPUT_HEADS:
+            raise ModelError(f"Unknown output head {output_head!r}: use bf16 or int8.")
         self.model_dir = Path(model_dir)
         self.quantization = quantization
         self.device = device
         self.moe = moe
         self.segment_tokens = segment_tokens
         self.kv_cache = kv_cache
+        self.output_head = output_head
         #: Called as `prefill_progress(done, total)` while `generate` reads a prompt: first
         #: `(0, total)`, then after each segment, `total` being the prompt tokens this answer
         #: prefills (those not already in the kept cache) and `done` how many of them are read.
@@ -97,9 +103,15 @@ class LocalLlama4Engine:
         progress(LoadProgress(0, 0, f"Checking {self.model_dir.name}"))
         _preflight(self.model_dir, self.quantization, self.device)
         loaded = load_llama4(
-            self.model_dir, self.quantization, self.device, progress, cancel, moe=self.moe
+            self.model_dir,
+            self.quantization,
+            self.device,
+            progress,
+            cancel,
+            moe=self.moe,
+            output_head=self.output_head,
         )
-        if loaded.quantization == "int8":
+        if loaded.quantization == "int8" or self.output_head == "int8":
             _quiet_int8_warning()
         self._loaded = loaded
 
@@ -328,8 +340,9 @@ def create_engine(settings: Settings) -> LocalLlama4Engine:
             "(or set SCOUT_DESK_MODEL)."
         )
     return LocalLlama4Engine(
-        Path(settings.model_dir), quantization=settings.quantization, kv_cache=settings.kv_cache
-    )
+        Path(settings.model_dir), quantization=settings.quantization, kv_cache=settings.kv_cache,
+        output_head=settings.output_head,
+    )  # fmt: skip
 
 
 def _preflight(model_dir: Path, quantization: str, device: str | None) -> None:

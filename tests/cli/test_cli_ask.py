@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -117,6 +118,24 @@ def test_kv_cache_int8_answers_through_the_8_bit_cache(tmp_path, tiny_model, cap
     report = json.loads(capsys.readouterr().out)
     assert report["usage"]["completion_tokens"] == 6 and report["stop_reason"] == "length"
     assert made == ["int8"]
+
+
+def test_output_head_int8_answers_through_an_8_bit_head(tmp_path, tiny_model, capsys, monkeypatch):
+    from app.inference import llama4_head
+
+    heads: list[str] = []
+    real = llama4_head.quantize_output_head
+
+    def quantize(model: Any) -> int:
+        heads.append(type(model).__name__)
+        return real(model)
+
+    monkeypatch.setattr(llama4_head, "quantize_output_head", quantize)
+    args = ("--quantization", "bf16", "--output-head", "int8", "--no-save", "--json", "Hi")
+    assert main(_ask(tmp_path / "d", tiny_model, *args)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["usage"]["completion_tokens"] == 6 and report["stop_reason"] == "length"
+    assert heads == ["Llama4ForConditionalGeneration"]
 
 
 def test_without_json_the_answer_streams_as_plain_text(tmp_path, tiny_model, capsys):

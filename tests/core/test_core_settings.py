@@ -157,6 +157,7 @@ def test_settings_to_dict_lists_every_field() -> None:
         "max_folder_mb": 200,
         "max_folder_files": 20_000,
         "kv_cache": "bf16",
+        "output_head": "bf16",
     }
 
 
@@ -167,6 +168,16 @@ def test_kv_cache_round_trips_and_a_bad_one_falls_back_with_a_warning(tmp_path: 
     path.write_text(json.dumps({"kv_cache": "fp4"}), encoding="utf-8")
     loaded, warnings = load_settings(path)
     assert loaded.kv_cache == "bf16" and any("kv_cache" in w for w in warnings)
+
+
+def test_output_head_round_trips_and_a_bad_one_falls_back_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    save_settings(path, Settings(output_head="int8"))
+    assert load_settings(path) == (Settings(output_head="int8"), [])
+    path.write_text(json.dumps({"output_head": "fp4", "kv_cache": "int8"}), encoding="utf-8")
+    loaded, warnings = load_settings(path)
+    assert loaded.output_head == "bf16" and loaded.kv_cache == "int8"
+    assert any("output_head" in w for w in warnings)
 
 
 def test_ingest_limits_round_trip_and_become_bytes(tmp_path: Path) -> None:

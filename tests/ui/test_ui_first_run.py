@@ -87,10 +87,13 @@ def test_settings_dialog_edits_and_saves_settings(qtbot, open_window, data_dir):
     dialog.theme_combo.setCurrentIndex(dialog.theme_combo.findData("dark"))
     assert dialog.kv_combo.currentData() == "bf16"
     dialog.kv_combo.setCurrentIndex(dialog.kv_combo.findData("int8"))
+    assert dialog.head_combo.currentData() == "bf16"
+    dialog.head_combo.setCurrentIndex(dialog.head_combo.findData("int8"))
     chosen = dialog.settings()
     assert chosen == replace(
-        Settings("/models/scout", "int8", 256, 0.2, 0.8, "dark"), kv_cache="int8"
-    )
+        Settings("/models/scout", "int8", 256, 0.2, 0.8, "dark"), kv_cache="int8",
+        output_head="int8",
+    )  # fmt: skip
 
     assert window.apply_settings(chosen)
     assert load_settings(data_dir / "settings.json") == (chosen, [])
