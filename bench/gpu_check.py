@@ -1,11 +1,15 @@
-"""GPU check: the tiny Llama 4 in NF4 on CUDA — load, generate, cancel, out-of-memory recovery.
+"""GPU check: the tiny Llama 4 on CUDA as users run Scout — load, generate, cancel, out of memory.
 
-Builds the tiny random Llama 4, loads it through the engine exactly as a real folder loads (NF4
-through bitsandbytes on the GPU), answers a question about an image, presses Stop mid-answer,
-provokes a real CUDA out-of-memory error inside a generation and shows the engine answering again
-afterwards. Prints figures; on a machine without CUDA it says so and exits 0.
+Builds the tiny random Llama 4 and, by default, converts it with `prepare-model` (per-expert NF4,
+the folder a Scout user loads on one card), then loads that through the engine as a real folder
+loads, answers a question about an image (the engine's decode step; per-expert NF4 reads the
+expert's index each layer, so no CUDA graph), presses Stop mid-answer, provokes a real CUDA
+out-of-memory error inside a generation and shows the engine answering again afterwards. Then the
+same folder with the 8-bit output head, and the official layout in bf16 (fused experts, chosen on
+the device: the step runs as a CUDA graph, and the tokens are compared with the eager step).
+Prints figures; on a machine without CUDA it says so and exits 0.
 
-    .venv/bin/python bench/gpu_check.py [--quantization nf4|int8|bf16] [--tokens 64]
+    .venv/bin/python bench/gpu_check.py [--source prepared|official] [--quantization nf4|int8|bf16]
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ def ask(engine: LocalLlama4Engine, turns: Any, tokens: int, cancel: CancelToken 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--source", default="prepared", choices=["prepared", "official"],
+        help="prepared: a prepare-model per-expert folder (default); official: quantize on load",
+    )  # fmt: skip
     parser.add_argument("--quantization", default="nf4", choices=["nf4", "int8", "bf16"])
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--device", default="cuda:0", help="cpu: a dry run of the same steps")
@@ -59,12 +67,18 @@ def main() -> int:
 
     from PIL import Image
 
+    from app.inference.prepare import prepare_model
     from app.inference.tiny import build_tiny_llama4
 
     name = torch.cuda.get_device_name(device) if cuda else "CPU (dry run)"
     print(f"device: {name} · torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = build_tiny_llama4(Path(tmp) / "tiny")
+        official = build_tiny_llama4(Path(tmp) / "tiny")
+        folder = official
+        if args.source == "prepared" and args.quantization != "bf16":
+            folder = Path(tmp) / f"tiny-{args.quantization}"
+            prepare_model(official, folder, args.quantization, device=device)
+            print(f"prepare-model: {folder.name} (per-expert {args.quantization})")
         photo = Path(tmp) / "photo.png"
         Image.effect_mandelbrot((1280, 720), (-2.0, -1.0, 1.0, 1.0), 60).convert("RGB").save(photo)
         turns = [ChatTurn(Role.USER, "What is in this picture?", (photo,))]
@@ -130,7 +144,57 @@ def main() -> int:
         )
         engine.unload()
         print(f"after unload: {mib()} allocated")
+
+        head = LocalLlama4Engine(
+            folder, quantization=args.quantization, device=device, output_head="int8"
+        )
+        head.load(lambda _p: None, CancelToken())
+        ask(head, turns, 4)
+        result = ask(head, turns, args.tokens)
+        print(
+            f"8-bit output head: {result.timings.completion_tokens} tokens at "
+            f"{result.timings.decode_tokens_per_s:.1f} tok/s"
+        )
+        head.unload()
+        graph_check(official, device, turns, args.tokens)
     return 0
+
+
+def graph_check(folder: Path, device: str, turns: Any, tokens: int) -> None:
+    """The official (fused-expert) layout in bf16: the decode step as a CUDA graph vs eager."""
+    import functools
+    import logging
+
+    from app.inference import llama4_decode
+
+    seen: list[str] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("app.inference.llama4_decode")
+    logger.addHandler(Seen())
+    logger.setLevel(logging.INFO)
+    engine = LocalLlama4Engine(folder, quantization="bf16", device=device)
+    engine.load(lambda _p: None, CancelToken())
+    real = llama4_decode.decode
+    figures = {}
+    for graphs in (False, True):
+        llama4_decode.decode = functools.partial(real, graphs=graphs)  # type: ignore[assignment]
+        try:
+            ask(engine, turns, 4)
+            result = ask(engine, turns, tokens)
+        finally:
+            llama4_decode.decode = real  # type: ignore[assignment]
+        figures[graphs] = (list(engine.last_token_ids), result.timings.decode_tokens_per_s)
+    engine.unload()
+    (eager_ids, eager_rate), (graph_ids, graph_rate) = figures[False], figures[True]
+    print(
+        f"bf16 fused experts: eager {eager_rate:.1f} tok/s, CUDA graph {graph_rate:.1f} tok/s,"
+        f" same tokens: {'yes' if eager_ids == graph_ids else 'NO'};"
+        f" {seen[-1] if seen else 'no graph captured'}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""MoE dispatch benchmark: decode speed of transformers' stock Llama 4 MoE vs the sparse dispatch.
+"""MoE and decode benchmark: stock Llama 4 decoding vs the sparse MoE vs the engine's step.
 
     .venv/bin/python bench/moe.py                 # CPU part, then the GPU part if CUDA is there
     .venv/bin/python bench/moe.py --skip-gpu      # CPU part only
@@ -6,27 +6,35 @@
     .venv/bin/python bench/moe.py --skip-cpu --gpu-shape-on-cpu   # check the GPU code, toy sizes
 
 Both parts build random-weight models from a real `Llama4TextConfig` (`app.inference.tiny.
-tiny_config` with overrides), so the module patched is transformers' own `Llama4TextMoe`, and run
-the same model twice: `install_moe(model, "stock")` then `"sparse"`. Each part checks the greedy
-tokens of both agree before printing speeds.
+tiny_config` with overrides), so the modules are transformers' own, and check that the paths give
+the same greedy tokens before printing speeds.
 
 CPU part: 16 experts, hidden 1024, expert width 2048, 4 layers, fused experts (the layout of the
-official checkpoint): decode tokens/s of one sequence, stock vs sparse, and the ratio (the issue's
-goal is >= 3x), plus a 256-token prefill. float32 by default: on a CPU without AVX512-BF16 (an AVX2
-EPYC, say) PyTorch's bf16 matmuls take a slow generic path (1x1024 @ 1024x4096: 26 ms in bf16 vs
-0.7 ms in float32 on such a machine), which would time that fallback rather than the dispatch;
-`--cpu-dtype bf16` measures it anyway. About a minute on 2 cores.
+official checkpoint), float32 (on a CPU without AVX512-BF16 PyTorch's bf16 matmuls take a slow
+generic path, which would time that fallback; `--cpu-dtype bf16` measures it anyway):
+
+* decode tokens/s of one sequence, stock vs sparse MoE, and a 256-token prefill;
+* per decoded token of each decode path (`decode_paths`: stock `generate`, the sparse MoE under
+  `generate`, the engine's step as it runs on this device, and with the expert chosen on the
+  device as on a GPU): ATen ops, host reads, `cat` calls and tok/s;
+* the memory roofline: the weight bytes a step reads and this machine's measured read bandwidth
+  give the fastest decode possible; the engine's step against it;
+* the 8-bit output head on the tiny model in bf16: how often its greedy token differs from the
+  bf16 head's on the same hidden states, and the largest logit change.
+
+About two minutes on 2 cores.
 
 GPU part (skipped, with a line saying so, without CUDA): a slice of Scout (hidden 5120, expert width
-8192, 16 experts, 40 query / 8 key-value heads of 128, `--gpu-layers` layers, default 4) quantized
-as `prepare-model` folders are, per-expert NF4 with double quantization through bitsandbytes, router
-and head in bf16. Prints the card's name and peak memory bandwidth (a small table; `--bandwidth-tbs`
-overrides it), ms per decoded token per layer stock vs sparse and the ratio (goal >= 5x), tokens/s
-extrapolated to Scout's 48 layers (goals on an H100: >= 130 on PCIe, >= 220 on SXM), the weight
-bytes a decode step reads per layer and the fraction of the card's bandwidth that achieves (goal
->= 69 %), and the prefill time of a 2,322-token image prompt, stock and sparse, extrapolated to 48
-layers (the language model's part: the image enters it as 2,322 positions; the vision tower is not
-included). The 48-layer figures leave out the embedding and Scout's 2 GB bf16 output head.
+8192, 16 experts, 40 query / 8 key-value heads of 128, chunk 8192, `--gpu-layers` layers, default
+4) quantized as `prepare-model` folders are (per-expert NF4 with double quantization, router in
+bf16). Prints the card's name and peak bandwidth (a small table; `--bandwidth-tbs` overrides it),
+ms per decoded token per layer for stock, sparse and the engine's step, and Scout's output head
+(bf16 [202,048 × 5,120] and 8-bit) with greedy and top-p sampling timed on the card. Then tok/s
+extrapolated to Scout's 48 layers with the head and sampling included (goals on an H100: >= 130
+on PCIe, >= 220 on SXM) and the fraction of the card's bandwidth the bytes read per token achieve.
+Last, a 2-layer bf16 slice with fused experts (the layout whose expert is chosen on the device):
+the engine's step eager and as a CUDA graph. And the prefill of a 2,322-token image prompt,
+stock and sparse, extrapolated to 48 layers (the vision tower is not included).
 """
 
 from __future__ import annotations
@@ -80,7 +88,7 @@ def main() -> int:
     if not args.skip_cpu:
         cpu_part(args.cpu_tokens, args.cpu_dtype)
     if args.gpu_shape_on_cpu:
-        gpu_part("cpu", 2, 4, None, toy=True)
+        gpu_part("cpu", 2, 12, None, toy=True)
     elif args.skip_gpu:
         say("\nGPU part: skipped (--skip-gpu).")
     elif not torch.cuda.is_available():
@@ -122,14 +130,16 @@ def cpu_part(tokens: int, dtype: str) -> None:
     say(f"  decode  sparse {sparse_rate:8.1f} tok/s   ({sparse_rate / stock_rate:.1f}x stock)")
     say(f"  prefill 256 tokens: stock {stock_pre * 1e3:.0f} ms, sparse {sparse_pre * 1e3:.0f} ms"
           f" ({stock_pre / sparse_pre:.1f}x)")  # fmt: skip
-    decode_paths(model, prompt, tokens)
+    rates = decode_paths(model, prompt, tokens)
+    roofline(model, rates)
+    head_effect()
 
 
 #: The ways the engine has decoded, oldest first (see `decode_paths`).
 DECODE_PATHS = ("stock", "sparse", "new", "new-device")
 
 
-def decode_paths(model: Any, prompt: Any, tokens: int) -> None:
+def decode_paths(model: Any, prompt: Any, tokens: int) -> dict[str, float]:
     """Per decoded token: ATen ops, host reads and `cat` calls, and tok/s, of each path.
 
     - stock: transformers' MoE, `generate`, `DynamicCache`, transformers' sdpa;
@@ -145,17 +155,23 @@ def decode_paths(model: Any, prompt: Any, tokens: int) -> None:
     Ops are counted with a `TorchDispatchMode` over whole decodes of 1 and 1 + n tokens (the
     difference divided by n), host reads are `aten::item`, `aten::_local_scalar_dense` and
     `aten::is_nonzero` (`.item()`, `int(t)`, `bool(t)`), tok/s is the median step of an
-    uncounted run.
+    uncounted run (three rounds over the paths, interleaved).
     """
     say(f"\n  decode paths, per token after a {prompt.shape[1]}-token prompt (greedy, batch 1):")
-    results = {}
+    counted, seconds, ids = {}, {path: [] for path in DECODE_PATHS}, {}
     for path in DECODE_PATHS:
         setup_path(model, path)
         counts = [count_ops(model, prompt, path, n) for n in (1, 1 + tokens)]
-        ops, reads, cats = ((b - a) / tokens for a, b in zip(*counts, strict=True))
-        seconds, ids = timed_decode(model, prompt, path, tokens)
-        results[path] = (ops, reads, cats, median_rate(seconds), ids)
+        counted[path] = [(b - a) / tokens for a, b in zip(*counts, strict=True)]
+    for _round in range(3):  # interleaved: a burst of other work on the machine hits every path
+        for path in DECODE_PATHS:
+            setup_path(model, path)
+            steps, ids[path] = timed_decode(model, prompt, path, tokens)
+            seconds[path] += steps
     setup_path(model, "sparse")
+    results = {
+        path: (*counted[path], median_rate(seconds[path]), ids[path]) for path in DECODE_PATHS
+    }
     base = results["sparse"]
     header = ("path", "ops", "host reads", "cat", "tok/s", "x sparse")
     say("    {:10s} {:>7s} {:>10s} {:>5s} {:>8s} {:>9s}".format(*header))
@@ -166,6 +182,77 @@ def decode_paths(model: Any, prompt: Any, tokens: int) -> None:
     for path in DECODE_PATHS[2:]:
         say(f"    {path} vs sparse: ops x{results[path][0] / base[0]:.2f}, tok/s"
             f" x{results[path][3] / base[3]:.2f}")  # fmt: skip
+    return {path: result[3] for path, result in results.items()}
+
+
+def roofline(model: Any, rates: dict[str, float]) -> None:
+    """The fastest decode this machine's memory allows (every weight a step needs read once at
+    the measured bandwidth), and each path's share of it."""
+    step = decode_step_bytes(model)
+    bandwidth = read_bandwidth()
+    ceiling = bandwidth / step
+    say(f"\n  memory roofline: a step reads {step / 1e6:.0f} MB of weights (attention, router,"
+        f" shared expert, one expert per layer, head); this machine reads {bandwidth / 1e9:.1f}"
+        f" GB/s (a sum over 1 GiB, best of 3): at most {ceiling:.0f} tok/s")  # fmt: skip
+    for path, rate in rates.items():
+        say(f"    {path:10s} {rate:6.1f} tok/s = {rate / ceiling:4.0%} of the ceiling")
+
+
+def decode_step_bytes(model: Any) -> int:
+    """Weight bytes one decode step of one sequence reads: every layer's sparse step, the final
+    norm and the output head (the embedding's one row is left out)."""
+    layers = len(model.model.layers)
+    return (
+        layers * decode_bytes_per_layer(model, "sparse")
+        + module_bytes(model.model.norm)
+        + module_bytes(model.lm_head)
+    )
+
+
+def read_bandwidth() -> float:
+    """Bytes a second this machine's CPU reads from memory: a sum over 1 GiB, the best of 3."""
+    import torch
+
+    data = torch.ones(2**28)  # 1 GiB of float32
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        data.sum()
+        best = min(best, time.perf_counter() - start)
+    return data.numel() * data.element_size() / best
+
+
+def head_effect(tokens: int = 48, prompts: int = 4) -> None:
+    """The 8-bit output head against bf16 on the same hidden states: the tiny model in bf16,
+    greedy decodes of `prompts` random prompts by the engine's step."""
+    import copy
+
+    import torch
+
+    from app.inference.llama4_head import head_bytes, quantize_output_head
+
+    model = random_model("cpu", torch.bfloat16, num_hidden_layers=4)
+    setup_path(model, "new")
+    states: list[Any] = []
+    hook = model.lm_head.register_forward_hook(lambda _m, args, _o: states.append(args[0]))
+    for seed in range(prompts):
+        prompt = torch.randint(1, 384, (1, 24), generator=torch.Generator().manual_seed(seed))
+        run_path(model, prompt, "new", tokens)
+    hook.remove()
+    holder = torch.nn.Module()
+    holder.lm_head = copy.deepcopy(model.lm_head)
+    before = head_bytes(holder)
+    quantize_output_head(holder)
+    with torch.inference_mode():
+        hidden = torch.cat(states).reshape(-1, states[0].shape[-1])
+        exact, approx = model.lm_head(hidden).float(), holder.lm_head(hidden).float()
+    same = float((exact.argmax(-1) == approx.argmax(-1)).float().mean())
+    error = float((approx - exact).abs().max() / exact.abs().max())
+    say(f"\n  8-bit output head (tiny model, bf16, {hidden.shape[0]} decode steps of"
+        f" {prompts} prompts): {before:,} -> {head_bytes(holder):,} bytes;"
+        f" same greedy token {same:.1%}, largest logit change {error:.1%} of the largest logit"
+        f" (a random model's logits are nearly flat: a trained model's clear winners flip"
+        f" less)")  # fmt: skip
 
 
 def setup_path(model: Any, path: str) -> None:
@@ -179,8 +266,12 @@ def setup_path(model: Any, path: str) -> None:
     fuse_projections(model)  # changes no value: the stock paths compute what they did
 
 
-def run_path(model: Any, prompt: Any, path: str, tokens: int, on_token: Any = None) -> list[int]:
-    """Greedy-decode `tokens` tokens after `prompt` the way `path` does; the new token ids."""
+def run_path(
+    model: Any, prompt: Any, path: str, tokens: int, on_token: Any = None, graphs: bool = True
+) -> list[int]:
+    """Greedy-decode `tokens` tokens after `prompt` the way `path` does; the new token ids.
+
+    `graphs`: let the engine's step run as a CUDA graph where it can (CUDA only)."""
     import torch
     from transformers import DynamicCache
 
@@ -204,6 +295,7 @@ def run_path(model: Any, prompt: Any, path: str, tokens: int, on_token: Any = No
         return decode(
             model, cache, ids[-1], config=config, streamer=on_token or _NoStream(),
             stop=_Never(), eos=(), device_experts=True if path == "new-device" else None,
+            graphs=graphs,
         )  # fmt: skip
 
 
@@ -230,7 +322,9 @@ def count_ops(model: Any, prompt: Any, path: str, tokens: int) -> tuple[int, int
     return counts[0], counts[1], counts[2]
 
 
-def timed_decode(model: Any, prompt: Any, path: str, tokens: int) -> tuple[list[float], list[int]]:
+def timed_decode(
+    model: Any, prompt: Any, path: str, tokens: int, graphs: bool = True
+) -> tuple[list[float], list[int]]:
     """Seconds between consecutive tokens (as a reader of the stream sees them), and the ids."""
     stamps: list[float] = []
 
@@ -241,8 +335,8 @@ def timed_decode(model: Any, prompt: Any, path: str, tokens: int) -> tuple[list[
         def end(self) -> None:
             pass
 
-    run_path(model, prompt, path, 2)  # warm-up
-    ids = run_path(model, prompt, path, tokens, Clock())
+    run_path(model, prompt, path, 2, graphs=graphs)  # warm-up
+    ids = run_path(model, prompt, path, tokens, Clock(), graphs=graphs)
     steps = [b - a for a, b in itertools.pairwise(stamps[1:])]  # stamps[0] is the prompt
     return steps[1:], ids
 
@@ -266,7 +360,8 @@ class _Never:
 def gpu_part(
     device: str, layers: int, tokens: int, bandwidth: float | None, toy: bool = False
 ) -> None:
-    """A Scout-shaped per-expert NF4 slice: decode ms per layer, bandwidth, image-prompt prefill."""
+    """A Scout-shaped slice on the card: per-layer decode of three paths, the output head and
+    sampling, 48-layer figures, CUDA graphs on fused experts, image-prompt prefill."""
     import torch
 
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU (dry run)"
@@ -276,36 +371,133 @@ def gpu_part(
     shape = dict(
         hidden_size=5120, intermediate_size=8192, num_local_experts=16, head_dim=128,
         num_attention_heads=40, num_key_value_heads=8, num_hidden_layers=layers,
+        attention_chunk_size=8192,
     )  # fmt: skip
     if toy:
         shape.update(hidden_size=256, intermediate_size=512, head_dim=64, num_attention_heads=4)
-        shape.update(num_key_value_heads=2)
+        shape.update(num_key_value_heads=2, attention_chunk_size=64)
     say("  slice: " + ", ".join(f"{k}={v}" for k, v in shape.items()) + ", per-expert NF4")
     model = random_model(device, torch.bfloat16, **shape)
     quantize_per_expert_nf4(model, device)
-    step_bytes = {mode: decode_bytes_per_layer(model, mode) for mode in ("stock", "sparse")}
+    layer_bytes = {
+        path: decode_bytes_per_layer(model, "stock" if path == "stock" else "sparse")
+        for path in ("stock", "sparse", "new")
+    }
     prompt = torch.randint(1, 384, (1, 32), generator=torch.Generator().manual_seed(0))
-    image_prompt = torch.randint(1, 384, (1, IMAGE_PROMPT_TOKENS if not toy else 64))
-    timings = {}
-    for mode in ("stock", "sparse"):
-        install_moe(model, mode)
-        seconds, ids = decode(model, prompt.to(device), tokens if mode == "sparse" else tokens // 4)
-        timings[mode] = (1e3 / median_rate(seconds) / layers, ids)
-    (stock_ms, stock_ids), (sparse_ms, sparse_ids) = timings["stock"], timings["sparse"]
-    same = stock_ids[: len(sparse_ids)] == sparse_ids[: len(stock_ids)]
-    say(f"  same greedy tokens: {'yes' if same else 'NO'}")
-    for mode, ms in (("stock", stock_ms), ("sparse", sparse_ms)):
-        rate48 = 1e3 / (ms * SCOUT_LAYERS)
-        gbps = step_bytes[mode] / (ms / 1e3) / 1e9
-        share = f", {gbps / (peak * 1e3):.0%} of peak" if peak else ""
-        say(
-            f"  decode {mode:6s} {ms:7.3f} ms/token/layer -> {rate48:6.1f} tok/s at 48 layers;"
-            f" reads {step_bytes[mode] / 1e6:.0f} MB/layer = {gbps:.0f} GB/s{share}"
+    prompt = prompt.to(device)
+    ms: dict[str, float] = {}
+    ids: dict[str, list[int]] = {}
+    for path in ("stock", "sparse", "new"):
+        setup_path(model, path)
+        seconds, ids[path] = timed_decode(
+            model, prompt, path, max(8, tokens // 4) if path == "stock" else tokens
         )
-    say(f"  sparse vs stock: {stock_ms / sparse_ms:.1f}x")
+        ms[path] = statistics.median(seconds) * 1e3 / layers
+    n = min(len(v) for v in ids.values())
+    same = all(v[:n] == ids["stock"][:n] for v in ids.values())
+    say(f"  same greedy tokens: {'yes' if same else 'NO'} (first {n})")
+    head = head_timings(device, shape["hidden_size"])
+    for kind, (greedy_ms, sample_ms, size) in head.items():
+        say(f"  output head {kind}: {size / 1e9:.2f} GB, {greedy_ms:.3f} ms greedy,"
+            f" {sample_ms:.3f} ms with top-p sampling")  # fmt: skip
+    say(f"  per layer and token, and at Scout's {SCOUT_LAYERS} layers with the head and top-p:")
+    for path in ("stock", "sparse", "new"):
+        for kind in ("bf16", "int8") if path == "new" else ("bf16",):
+            _greedy_ms, sample_ms, size = head[kind]
+            total_ms = ms[path] * SCOUT_LAYERS + sample_ms
+            total_bytes = layer_bytes[path] * SCOUT_LAYERS + size
+            share = total_bytes / (total_ms / 1e3) / (peak * 1e12) if peak else None
+            share_text = f", {share:.0%} of peak" if share is not None else ""
+            say(f"    {path:6s} head {kind}: {ms[path]:7.3f} ms/layer -> {1e3 / total_ms:6.1f}"
+                f" tok/s; {total_bytes / 1e9:5.1f} GB a token{share_text}")  # fmt: skip
+    say(f"  new vs sparse per layer: {ms['sparse'] / ms['new']:.2f}x")
     if peak:
-        ceiling = peak * 1e12 / (step_bytes["sparse"] * SCOUT_LAYERS)
-        say(f"  bandwidth ceiling for the sparse step at 48 layers: {ceiling:.0f} tok/s")
+        best = peak * 1e12 / (layer_bytes["new"] * SCOUT_LAYERS + head["int8"][2])
+        say(f"  bandwidth ceiling (new, int8 head): {best:.0f} tok/s")
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    graph_part(device, shape, tokens)
+    prefill_part(device, shape, toy)
+
+
+def head_timings(
+    device: str, hidden: int, vocab: int = 202_048
+) -> dict[str, tuple[float, float, int]]:
+    """Scout's output head ([vocab x hidden]) then `choose_token`, greedy and with Scout's
+    sampling (temperature 0.6, top-p 0.9): (greedy ms, sampling ms, bytes), bf16 and 8-bit."""
+    import torch
+    from transformers import GenerationConfig
+
+    from app.inference.llama4_decode import choose_token
+    from app.inference.llama4_head import head_bytes, quantize_output_head
+
+    holder = torch.nn.Module()
+    holder.lm_head = torch.nn.Linear(hidden, vocab, bias=False, device=device, dtype=torch.bfloat16)
+    x = torch.randn(1, hidden, device=device, dtype=torch.bfloat16)
+    greedy = GenerationConfig(do_sample=False)
+    sampling = GenerationConfig(do_sample=True, temperature=0.6, top_p=0.9, top_k=0)
+
+    def timed(config: Any) -> float:
+        seconds = []
+        with torch.inference_mode():
+            for _ in range(23):
+                start = time.perf_counter()
+                int(choose_token(holder.lm_head(x)[0], config))  # the host read ends the clock
+                seconds.append(time.perf_counter() - start)
+        return statistics.median(seconds[3:]) * 1e3
+
+    out = {}
+    for kind in ("bf16", "int8"):
+        if kind == "int8":
+            quantize_output_head(holder)
+        out[kind] = (timed(greedy), timed(sampling), head_bytes(holder))
+    return out
+
+
+def graph_part(device: str, shape: dict[str, int], tokens: int) -> None:
+    """2 layers with fused bf16 experts (chosen on the device): the step eager and as a graph."""
+    import logging
+
+    import torch
+
+    layers = 2
+    model = random_model(device, torch.bfloat16, **{**shape, "num_hidden_layers": layers})
+    setup_path(model, "new")
+    captured: list[str] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(record.getMessage())
+
+    watcher = logging.getLogger("app.inference.llama4_decode")
+    handler = Seen()
+    watcher.addHandler(handler)
+    watcher.setLevel(logging.INFO)
+    prompt = torch.randint(1, 384, (1, 32), generator=torch.Generator().manual_seed(0))
+    prompt = prompt.to(device)
+    timings, ids = {}, {}
+    for graphs in (False, True):
+        seconds, ids[graphs] = timed_decode(model, prompt, "new", tokens, graphs=graphs)
+        timings[graphs] = statistics.median(seconds) * 1e3 / layers
+    watcher.removeHandler(handler)
+    say(f"  fused bf16 experts, {layers} layers: step eager {timings[False]:.3f} ms/layer,"
+        f" CUDA graph {timings[True]:.3f} ms/layer ({timings[False] / timings[True]:.2f}x);"
+        f" same tokens: {'yes' if ids[False] == ids[True] else 'NO'};"
+        f" {captured[-1] if captured else 'no graph captured'}")  # fmt: skip
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def prefill_part(device: str, shape: dict[str, int], toy: bool) -> None:
+    """A 2,322-token image prompt's prefill, stock vs sparse MoE, per-expert NF4."""
+    import torch
+
+    layers = shape["num_hidden_layers"]
+    model = random_model(device, torch.bfloat16, **shape)
+    quantize_per_expert_nf4(model, device)
+    image_prompt = torch.randint(1, 384, (1, IMAGE_PROMPT_TOKENS if not toy else 64))
     for mode in ("stock", "sparse"):
         install_moe(model, mode)
         prefill_s = min(prefill_time(model, image_prompt.to(device)) for _ in range(2))
@@ -378,11 +570,14 @@ def nf4_linear(weight: Any, device: str) -> Any:
 def decode_bytes_per_layer(model: Any, mode: str) -> int:
     """Weight bytes one decode step of one sequence reads in a layer: attention, router, shared
     expert and (stock) all experts or (sparse) one."""
+    import torch
+
     layer = model.model.layers[0]
     experts = layer.feed_forward.experts
-    per_expert = module_bytes(experts) / len(experts)
+    count = len(experts) if isinstance(experts, torch.nn.ModuleList) else experts.num_experts
+    per_expert = module_bytes(experts) / count
     rest = module_bytes(layer) - module_bytes(experts)
-    return int(rest + per_expert * (len(experts) if mode == "stock" else 1))
+    return int(rest + per_expert * (count if mode == "stock" else 1))
 
 
 def module_bytes(module: Any) -> int:

@@ -3,11 +3,17 @@
 `model.generate` wraps each decode step in its own machinery (logits processors and warpers,
 stopping criteria evaluated as tensors, a streamer fed device tensors, unfinished-sequence
 bookkeeping for a batch): for one sequence that is dozens of small ops and several host reads a
-token. `decode` does what the engine needs and nothing else: the forward, the choice of the next
-token on the device (greedy, or temperature, top-k and top-p sampling as transformers' warpers do
-them, in that order), and one host read of that token, which the streamer and the end-of-answer
-check share. Stop, closing the stream and `max_time` are checked in Python after each token, as
-the engine's stopping criteria do in `generate`.
+token. `decode` does what the engine needs and nothing else: one step of the model over a static
+cache (`llama4_step.DecodeStep`; a model or cache it does not know gets the model's own forward),
+the choice of the next token on the device (greedy, or temperature, top-k and top-p sampling as
+transformers' warpers do them, in that order), and one host read of that token, which the
+streamer and the end-of-answer check share. Stop, closing the stream and `max_time` are checked in
+Python after each token, as the engine's stopping criteria do in `generate`.
+
+On CUDA, when every MoE layer picks its expert on the device, the step is captured as a CUDA
+graph after the first token (`DecodeStep.capture`): one launch a token instead of a few hundred.
+The graph is kept only if replaying the first step gives its token again; a capture that fails
+leaves the decode eager. Not yet run on a GPU (no GPU was lent while it was written).
 
 What `decode` does not do (a repetition penalty, n-gram bans, a minimum length, ...),
 `decode_supported` says, and the engine then lets `generate` answer as before.
@@ -161,6 +167,8 @@ def _capture(step: Any, token: Any, eager_logits: Any) -> None:
     if not torch.equal(replayed.argmax(-1), eager_logits.argmax(-1)):
         log.warning("the captured decode step disagreed with the eager one: decoding eagerly")
         step.release_graph()
+        return
+    log.info("decode step captured as a CUDA graph")
 
 
 def choose_token(logits: Any, config: Any) -> Any:
