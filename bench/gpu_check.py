@@ -2,8 +2,9 @@
 
 Builds the tiny random Llama 4 and, by default, converts it with `prepare-model` (per-expert NF4,
 the folder a Scout user loads on one card), then loads that through the engine as a real folder
-loads, answers a question about an image (the engine's decode step; per-expert NF4 reads the
-expert's index each layer, so no CUDA graph), presses Stop mid-answer, provokes a real CUDA
+loads, answers a question about an image (the engine's decode step: on CUDA the per-expert NF4
+experts are chosen on the device by `nf4_experts`' Triton kernel, so the step can run as a CUDA
+graph; the log line says whether it did), presses Stop mid-answer, provokes a real CUDA
 out-of-memory error inside a generation and shows the engine answering again afterwards. Then the
 same folder with the 8-bit output head, and the official layout in bf16 (fused experts, chosen on
 the device: the step runs as a CUDA graph, and the tokens are compared with the eager step).
@@ -94,13 +95,17 @@ def main() -> int:
             f" · router is {type(layer.feed_forward.router).__name__}"
         )  # type: ignore[union-attr]
 
+        seen = watch_decode_log()
         ask(engine, turns, 4)  # warm-up: CUDA kernels, bitsandbytes' first calls
         result = ask(engine, turns, args.tokens)
         t = result.timings
+        moe = layer.feed_forward
+        on_device = moe.__dict__["forward"].args[2] is not None
         print(
             f"generate: {t.prompt_tokens} prompt tokens · ttft {t.ttft_s * 1000:.1f} ms · "
             f"{t.completion_tokens} tokens at {t.decode_tokens_per_s:.1f} tok/s · "
-            f"stop {result.stop_reason} · peak {mib('peak')}"
+            f"stop {result.stop_reason} · peak {mib('peak')} · expert chosen on the device: "
+            f"{'yes' if on_device else 'no'} · {seen[-1] if seen else 'no CUDA graph'}"
         )
 
         cancel = CancelToken()
@@ -160,12 +165,10 @@ def main() -> int:
     return 0
 
 
-def graph_check(folder: Path, device: str, turns: Any, tokens: int) -> None:
-    """The official (fused-expert) layout in bf16: the decode step as a CUDA graph vs eager."""
-    import functools
+def watch_decode_log() -> list[str]:
+    """The decode loop's and the NF4 kernel's log lines from now on (a CUDA graph captured or
+    not, the kernel refused), collected in the returned list."""
     import logging
-
-    from app.inference import llama4_decode
 
     seen: list[str] = []
 
@@ -173,9 +176,20 @@ def graph_check(folder: Path, device: str, turns: Any, tokens: int) -> None:
         def emit(self, record: logging.LogRecord) -> None:
             seen.append(record.getMessage())
 
-    logger = logging.getLogger("app.inference.llama4_decode")
-    logger.addHandler(Seen())
-    logger.setLevel(logging.INFO)
+    for name in ("app.inference.llama4_decode", "app.inference.nf4_experts"):
+        logger = logging.getLogger(name)
+        logger.addHandler(Seen())
+        logger.setLevel(logging.INFO)
+    return seen
+
+
+def graph_check(folder: Path, device: str, turns: Any, tokens: int) -> None:
+    """The official (fused-expert) layout in bf16: the decode step as a CUDA graph vs eager."""
+    import functools
+
+    from app.inference import llama4_decode
+
+    seen = watch_decode_log()
     engine = LocalLlama4Engine(folder, quantization="bf16", device=device)
     engine.load(lambda _p: None, CancelToken())
     real = llama4_decode.decode

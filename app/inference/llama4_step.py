@@ -433,7 +433,7 @@ class DecodeStep:
     @property
     def capturable(self) -> bool:
         """Whether `forward` reads nothing on the host: every MoE layer picks its expert on the
-        device (fused experts; per-expert quantized ones read its index)."""
+        device (fused experts, and per-expert NF4 on CUDA: `moe.device_expert_runner`)."""
         return all(plan.on_device is not None for plan in self._layers if plan.layer.is_moe_layer)
 
     def capture(self) -> bool:

@@ -30,12 +30,11 @@ an NF4 / int8 Llama 4 never compiles there; separately, Scout's `generation_conf
 `cache_implementation="hybrid"`, which `generate` resets to a `DynamicCache` (PR #40039), and the
 engine hands `generate` its own `DynamicCache` (the multi-turn prefix cache). Reading which expert
 won on the host, to pick its weights, is a host synchronisation per MoE layer that a CUDA graph
-cannot hold. For fused experts (bf16, float32) a decode step keeps the choice on the device:
-`torch._grouped_mm` reads the expert from device memory (`device_expert_runner`). Per-expert
-quantized experts (bitsandbytes NF4 / int8, what `prepare-model` writes for Scout) would need an
-NF4 GEMV that takes the expert index from device memory, which bitsandbytes does not have: they
-keep one host read per layer. Either way the decode step is the few kernels listed above (no
-repeat over experts, no zero buffers, no sort for a single token).
+cannot hold. A decode step keeps the choice on the device instead: for fused experts (bf16,
+float32) `torch._grouped_mm` reads the expert from device memory; for per-expert NF4 experts (what
+`prepare-model` writes for Scout) a Triton GEMV does (`nf4_experts`, on CUDA, checked against
+bitsandbytes at load; per-expert int8 keeps the host read). Either way the decode step is the few
+kernels listed above (no repeat over experts, no zero buffers, no sort for a single token).
 """
 
 from __future__ import annotations
@@ -133,16 +132,17 @@ def expert_runner(experts: Any) -> ExpertFn | None:
 
 
 def device_expert_runner(experts: Any) -> DeviceExpertFn | None:
-    """For fused experts, a runner that picks the expert on the device (no host sync), or None.
+    """A runner that picks the expert on the device (no host sync), or None.
+
+    Per-expert NF4 experts (a ModuleList of bitsandbytes `Linear4bit`s) go to
+    `nf4_experts.expert_runner` (CUDA and Triton). For fused experts:
 
     `torch._grouped_mm` multiplies row groups by their own expert's matrix, the groups given by
     end offsets in device memory: one row routed to expert e is the offsets [0]*e + [1]*(E-e)
     (every other group empty), so the expert's weights are read in place, never copied, and the
     host never learns which expert it was. That is what lets a decode step be captured as a CUDA
     graph (sm90 runs it as a grouped GEMM in bf16). The result equals `run_fused` bit for bit
-    on the CPU in float32 and bf16 (`tests/inference/test_moe_dispatch.py`). Per-expert
-    quantized experts (a ModuleList of bitsandbytes linears) have no such kernel: they keep the
-    one host read per layer.
+    on the CPU in float32 and bf16 (`tests/inference/test_moe_dispatch.py`).
 
     Returns:
         `run(expert, row)`, or None when the experts are not fused or this torch build cannot
@@ -150,7 +150,11 @@ def device_expert_runner(experts: Any) -> DeviceExpertFn | None:
     """
     import torch
 
-    if isinstance(experts, torch.nn.ModuleList) or not hasattr(torch, "_grouped_mm"):
+    if isinstance(experts, torch.nn.ModuleList):
+        from app.inference.nf4_experts import expert_runner as nf4_expert_runner
+
+        return nf4_expert_runner(experts)
+    if not hasattr(torch, "_grouped_mm"):
         return None
     gate_up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     if not isinstance(gate_up, torch.Tensor) or not isinstance(down, torch.Tensor):

@@ -1,0 +1,246 @@
+"""Per-expert NF4 experts chosen on the device: one Triton GEMV that reads the expert's index.
+
+`prepare-model` writes Scout's experts as one bitsandbytes NF4 `Linear4bit` per expert and
+projection (`SequentialLlama4TextExperts`). bitsandbytes' kernels take the weight's address from
+the host, so running the routed expert means reading its index on the host: a synchronisation
+per MoE layer, which also keeps a decode step out of a CUDA graph. Here each projection's sixteen
+packed weights (and their quantization statistics) are laid out as one stacked tensor, the
+`Linear4bit`s keeping views of it (no memory is added), and `nf4_gemv` runs one token through the
+expert whose index it loads from device memory.
+
+The layout is bitsandbytes' (`functional.quantize_4bit`, checked against its `dequantize_4bit` in
+the tests): the weight [out, in] flattened row-major, two codes a byte (the even element in the
+high nibble), one absmax per 64 elements, which double quantization stores as a uint8 code into a
+256-entry table times a float32 scale per 256 absmaxes, plus an offset. A weight is
+`nf4_code[nibble] × absmax`, rounded to the activations' dtype (as bitsandbytes dequantizes),
+multiplied by the input and summed in float32.
+
+Tested on the CPU through Triton's interpreter (`TRITON_INTERPRET=1`) against the `Linear4bit`
+modules; not yet run on a GPU. `expert_runner` checks itself against the modules once on the
+device and returns None (the host-read path) if they disagree or Triton cannot run.
+
+torch and triton are imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Weight rows one program computes, and input columns it reads at a time.
+BLOCK_N = 32
+BLOCK_K = 128
+#: How far (relative to the largest output) the kernel may be from bitsandbytes on a check row:
+#: bf16 results of sums in another order differ by a few units in the last place; a wrong layout
+#: is off by the whole output.
+CHECK_TOLERANCE = 5e-2
+
+_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+
+
+def expert_runner(experts: Any) -> Callable[[Any, Any], Any] | None:
+    """A runner `run(expert [1] long on the device, row [1, hidden]) -> [1, hidden]` for
+    per-expert NF4 experts, or None where it cannot be used.
+
+    Stacks each projection's weights (see the module) the first time; None for experts that are
+    not all NF4 `Linear4bit`s of one shape and format, on a device other than CUDA (unless
+    Triton's interpreter is on, as in the tests), without Triton, or when a check row through
+    the kernel disagrees with the modules.
+    """
+    import torch
+
+    if not _usable(experts):
+        return None
+    stacks = [_stack(experts, name) for name in _PROJECTIONS]
+    act = experts[0].activation_fn
+
+    def run(expert: Any, row: Any) -> Any:
+        x = row.reshape(-1)
+        gate = nf4_gemv(x, stacks[0], expert)
+        up = nf4_gemv(x, stacks[1], expert)
+        return nf4_gemv(act(gate) * up, stacks[2], expert).view(1, -1)
+
+    try:
+        with torch.inference_mode():
+            probe = torch.randn(
+                1, stacks[0].columns, generator=torch.Generator().manual_seed(0)
+            ).to(device=stacks[0].packed.device, dtype=stacks[0].dtype)
+            last = len(experts) - 1
+            ours = run(torch.tensor([last], device=probe.device), probe)
+            theirs = experts[last](probe)
+    except Exception as exc:  # any failure (no compiler, no kernel) means: the host-read path
+        log.info("NF4 expert kernel unavailable (%s): the expert is read on the host", exc)
+        return None
+    scale = float(theirs.abs().max()) or 1.0
+    if float((ours - theirs).abs().max()) > CHECK_TOLERANCE * scale:
+        log.warning("NF4 expert kernel disagrees with bitsandbytes: the expert is read on the host")
+        return None
+    return run
+
+
+class Nf4Stack:
+    """One projection's NF4 weights of every expert, stacked (views of it stay in the modules).
+
+    Attributes:
+        packed: uint8 [experts, rows × columns / 2].
+        absmax: [experts, blocks]: uint8 codes (double quantization) or float32.
+        absmax2: float32 [experts, blocks / 256] (double quantization; else a dummy).
+        offset: float32 [experts] (double quantization; else zeros).
+        code: float32 [16], the NF4 values.
+        code2: float32 [256], the absmax codes' values (double quantization; else a dummy).
+        rows, columns: the weight's shape ([out, in]).
+        blocksize, blocksize2: elements an absmax covers, absmaxes a second-level scale covers.
+        nested: whether absmax is double-quantized.
+        dtype: the activations' dtype (what a weight is rounded to).
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+def nf4_gemv(x: Any, stack: Nf4Stack, expert: Any) -> Any:
+    """`W[expert] @ x` for one input vector, the expert read from device memory.
+
+    Args:
+        x: [columns] in the activations' dtype.
+        stack: the projection's weights.
+        expert: a [1] integer tensor on the device.
+
+    Returns:
+        [rows] in the activations' dtype.
+    """
+    import torch
+    import triton
+
+    out = torch.empty(stack.rows, dtype=stack.dtype, device=x.device)
+    grid = (triton.cdiv(stack.rows, BLOCK_N),)
+    _kernel()[grid](
+        x, stack.packed, stack.absmax, stack.absmax2, stack.offset, stack.code, stack.code2,
+        expert, out, stack.rows, stack.columns,
+        stack.packed.stride(0), stack.absmax.stride(0), stack.absmax2.stride(0),
+        nested=stack.nested, blocksize=stack.blocksize, blocksize2=stack.blocksize2,
+        block_n=BLOCK_N, block_k=BLOCK_K,
+    )  # fmt: skip
+    return out
+
+
+def _usable(experts: Any) -> bool:
+    import torch
+
+    if not isinstance(experts, torch.nn.ModuleList) or len(experts) == 0:
+        return False
+    try:
+        linears = [getattr(mlp, name) for mlp in experts for name in _PROJECTIONS]
+    except AttributeError:
+        return False
+    if not all(type(linear).__name__ == "Linear4bit" for linear in linears):
+        return False
+    states = [linear.weight.quant_state for linear in linears]
+    if any(state is None or state.quant_type != "nf4" for state in states):
+        return False
+    device = linears[0].weight.device
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    for name in _PROJECTIONS:
+        first = getattr(experts[0], name).weight
+        for mlp in experts:
+            weight = getattr(mlp, name).weight
+            same = (
+                weight.shape == first.shape and weight.quant_state.shape == first.quant_state.shape
+            )
+            if not same or weight.quant_state.nested != first.quant_state.nested:
+                return False
+    return True
+
+
+def _stack(experts: Any, name: str) -> Nf4Stack:
+    """Stack projection `name` of every expert, re-pointing each module at its slice."""
+    import torch
+
+    weights = [getattr(mlp, name).weight for mlp in experts]
+    states = [weight.quant_state for weight in weights]
+    first = states[0]
+    device = weights[0].device
+    nested = bool(first.nested)
+
+    def stacked(tensors: list[Any]) -> Any:
+        return torch.stack([t.reshape(-1) for t in tensors])
+
+    packed = stacked([w.data for w in weights])
+    absmax = stacked([s.absmax for s in states])
+    for index, (weight, state) in enumerate(zip(weights, states, strict=True)):
+        weight.data = packed[index].view(weight.data.shape)
+        state.absmax = absmax[index]
+    if nested:
+        absmax2 = stacked([s.state2.absmax for s in states])
+        for index, state in enumerate(states):
+            state.state2.absmax = absmax2[index]
+        offset = torch.stack([torch.as_tensor(s.offset, device=device).float() for s in states])
+        code2 = first.state2.code.to(device=device, dtype=torch.float32)
+        blocksize2 = int(first.state2.blocksize)
+    else:
+        absmax2 = torch.zeros((len(states), 1), dtype=torch.float32, device=device)
+        offset = torch.zeros(len(states), dtype=torch.float32, device=device)
+        code2 = torch.zeros(256, dtype=torch.float32, device=device)
+        blocksize2 = 256
+    rows, columns = first.shape
+    return Nf4Stack(
+        packed=packed, absmax=absmax, absmax2=absmax2, offset=offset,
+        code=first.code.to(device=device, dtype=torch.float32), code2=code2,
+        rows=int(rows), columns=int(columns), blocksize=int(first.blocksize),
+        blocksize2=blocksize2, nested=nested, dtype=first.dtype,
+    )  # fmt: skip
+
+
+@functools.cache
+def _kernel() -> Any:
+    """The Triton kernel, defined on first use (importing triton; the interpreter is chosen by
+    `TRITON_INTERPRET` when it is defined)."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def nf4_expert_gemv(
+        x_ptr, packed_ptr, absmax_ptr, absmax2_ptr, offset_ptr, code_ptr, code2_ptr, expert_ptr,
+        out_ptr, rows, columns, packed_stride, absmax_stride, absmax2_stride,
+        nested: tl.constexpr, blocksize: tl.constexpr, blocksize2: tl.constexpr,
+        block_n: tl.constexpr, block_k: tl.constexpr,
+    ):  # fmt: skip
+        expert = tl.load(expert_ptr).to(tl.int64)
+        row = tl.program_id(0) * block_n + tl.arange(0, block_n)
+        acc = tl.zeros([block_n], dtype=tl.float32)
+        packed = packed_ptr + expert * packed_stride
+        absmax_base = absmax_ptr + expert * absmax_stride
+        if nested:
+            absmax2_base = absmax2_ptr + expert * absmax2_stride
+            offset = tl.load(offset_ptr + expert)
+        for start in range(0, columns, block_k):
+            column = start + tl.arange(0, block_k)
+            inside = (row[:, None] < rows) & (column[None, :] < columns)
+            element = row[:, None].to(tl.int64) * columns + column[None, :]
+            byte = tl.load(packed + element // 2, mask=inside, other=0).to(tl.int32)
+            nibble = tl.where(element % 2 == 0, byte >> 4, byte & 15)
+            value = tl.load(code_ptr + nibble)
+            block = element // blocksize
+            if nested:
+                code = tl.load(absmax_base + block, mask=inside, other=0).to(tl.int32)
+                scale = tl.load(absmax2_base + block // blocksize2, mask=inside, other=0.0)
+                absmax = tl.load(code2_ptr + code) * scale + offset
+            else:
+                absmax = tl.load(absmax_base + block, mask=inside, other=0.0)
+            # Rounded to the activations' dtype first, as bitsandbytes' dequantized weight is.
+            weight = (value * absmax).to(out_ptr.dtype.element_ty).to(tl.float32)
+            x = tl.load(x_ptr + column, mask=column < columns, other=0.0).to(tl.float32)
+            acc += tl.sum(tl.where(inside, weight * x[None, :], 0.0), axis=1)
+        tl.store(out_ptr + row, acc.to(out_ptr.dtype.element_ty), mask=row < rows)
+
+    return nf4_expert_gemv

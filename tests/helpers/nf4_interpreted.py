@@ -1,0 +1,128 @@
+"""Run under `TRITON_INTERPRET=1` by `tests/inference/test_nf4_experts.py` (Triton reads it when
+the kernel is defined, so it cannot be switched on inside the test process): loads a
+`prepare-model` NF4 folder on the CPU and prints, as one JSON object, what the test checks.
+
+    TRITON_INTERPRET=1 python -m tests.helpers.nf4_interpreted SOURCE_FOLDER WORK_FOLDER
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def main(source: Path, work: Path) -> dict[str, Any]:
+    import bitsandbytes.functional as bnbf
+    import torch
+
+    from app.inference.engine import CancelToken
+    from app.inference.llama4_loading import load_llama4
+    from app.inference.nf4_experts import nf4_gemv
+
+    folder = work / "nf4"
+    from app.inference.prepare import prepare_model
+
+    prepare_model(source, folder, "nf4", device="cpu")
+    model = load_llama4(folder, "nf4", "cpu", lambda _p: None, CancelToken()).model
+    layers = model.language_model.model.layers
+    report: dict[str, Any] = {"runners": [], "layout_ulps": 0.0, "module_error": 0.0}
+    generator = torch.Generator().manual_seed(0)
+    for layer in layers:
+        moe = layer.feed_forward
+        run = moe.__dict__["forward"].args[2]
+        report["runners"].append(run is not None)
+        if run is None:
+            continue
+        row = torch.randn(1, moe.hidden_dim, generator=generator).to(torch.bfloat16)
+        with torch.inference_mode():
+            for expert in range(len(moe.experts)):
+                mlp = moe.experts[expert]
+                # The layout: one projection through the kernel against bitsandbytes' own
+                # dequantization of the stacked bytes, multiplied in float32. (The modules'
+                # weights cannot serve: on a CPU with AVX512-BF16 bitsandbytes repacks a
+                # Linear4bit for its CPU kernel at its first forward.)
+                stack = _stack_of(run, 0)
+                dense = bnbf.dequantize_4bit(
+                    stack.packed[expert].view(-1, 1), _quant_state(stack, expert)
+                ).float()
+                ours = nf4_gemv(row.view(-1), stack, torch.tensor([expert])).float()
+                exact = dense @ row.view(-1).float()
+                ulp = exact.abs().max() * 2.0**-7  # one bf16 step at the largest output
+                report["layout_ulps"] = max(
+                    report["layout_ulps"], float((ours - exact).abs().max() / ulp)
+                )
+                # The whole expert against the Linear4bit modules (the engine's host path).
+                kernel = run(torch.tensor([expert]), row).float()
+                modules = mlp(row).float()
+                report["module_error"] = max(
+                    report["module_error"],
+                    float((kernel - modules).abs().max() / modules.abs().max()),
+                )
+    report.update(_decode(model))
+    return report
+
+
+def _quant_state(stack: Any, expert: int) -> Any:
+    """bitsandbytes' description of expert `expert`'s weight in `stack` (double quantized)."""
+    import torch
+    from bitsandbytes.functional import QuantState
+
+    nested = QuantState(
+        absmax=stack.absmax2[expert], code=stack.code2, blocksize=stack.blocksize2,
+        dtype=torch.float32,
+    )  # fmt: skip
+    return QuantState(
+        absmax=stack.absmax[expert], shape=torch.Size((stack.rows, stack.columns)),
+        code=stack.code, blocksize=stack.blocksize, quant_type="nf4", dtype=stack.dtype,
+        offset=stack.offset[expert], state2=nested,
+    )  # fmt: skip
+
+
+def _stack_of(run: Any, index: int) -> Any:
+    """The runner's stack of projection `index` (0 gate, 1 up, 2 down), from its closure."""
+    cells = {name: cell.cell_contents for name, cell in zip(
+        run.__code__.co_freevars, run.__closure__ or (), strict=True
+    )}  # fmt: skip
+    return cells["stacks"][index]
+
+
+def _decode(model: Any) -> dict[str, Any]:
+    """The engine's step with the expert chosen on the device, against the host-read step."""
+    import torch
+
+    from app.inference.llama4_kv import new_cache, reserve
+    from app.inference.llama4_prefill import prefill
+    from app.inference.llama4_step import DecodeStep
+    from tests.helpers.host_reads import HostReads
+
+    ids = [5 + (7 * i) % 300 for i in range(20)]
+    steps = 12
+    with torch.inference_mode():
+        cache = new_cache(model.config.get_text_config(), "bf16")
+        reserve(cache, len(ids) + steps)
+        prefill(model, cache, ids, 0, len(ids) - 1, logits=False)
+        twin = copy.deepcopy(cache)
+        device = DecodeStep(model, cache, len(ids) - 1, steps, device_experts=True)
+        host = DecodeStep(model, twin, len(ids) - 1, steps, device_experts=False)
+        token = torch.tensor([ids[-1]])
+        reads, worst, same = [], 0.0, 0
+        for index in range(steps):
+            with HostReads() as counted:
+                ours = device.forward(token, torch.tensor([index]))
+            reads.append(counted.count)
+            theirs = host(token, index)
+            worst = max(worst, float((ours.float() - theirs.float()).abs().max()))
+            same += int(ours.argmax()) == int(theirs.argmax())
+            token = theirs.argmax(-1).view(1)
+        capturable = device.capturable
+        device.finish()
+        host.finish()
+    return {"capturable": capturable, "host_reads": reads, "logit_error": worst, "same": same,
+            "steps": steps}  # fmt: skip
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(Path(sys.argv[1]), Path(sys.argv[2]))))
