@@ -30,6 +30,10 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
+#: Answers shorter than this stay eager: a capture costs a few steps' time (a warm-up step, the
+#: capture, a checking replay) and is made again for every answer (its buffers are the answer's).
+GRAPH_MIN_TOKENS = 32
+
 #: Generation-config fields `decode` honours; any other processor setting sends it to `generate`.
 _NEUTRAL = {
     "repetition_penalty": (None, 1.0),
@@ -130,7 +134,7 @@ def decode(
         for index in range(limit):
             if step is not None:
                 logits = step(token, index)
-                if index == 0 and graphs:
+                if index == 0 and graphs and limit >= GRAPH_MIN_TOKENS:
                     _capture(step, token, logits)
             else:
                 out = model(

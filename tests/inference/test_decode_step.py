@@ -275,3 +275,39 @@ def test_per_expert_nf4_as_prepare_model_writes_it(tiny_model, tmp_path_factory)
         step.finish()
     assert all(exact[: 64 - (len(PROMPT) - 1)])
     assert worst <= TOLERANCE
+
+
+class _FakeStep:
+    """A step whose capture and replay a test decides (the CPU has no CUDA graphs)."""
+
+    def __init__(self, replay: Any = None, fail: bool = False) -> None:
+        self.replay, self.fail, self.graph = replay, fail, False
+
+    def capture(self) -> bool:
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        self.graph = True
+        return True
+
+    def __call__(self, _token: Any, _index: int) -> Any:
+        return self.replay
+
+    def release_graph(self) -> None:
+        self.graph = False
+
+
+def test_a_graph_is_kept_only_when_its_replay_gives_the_eager_token(caplog) -> None:
+    import torch
+
+    from app.inference.llama4_decode import _capture
+
+    eager = torch.tensor([0.1, 0.9, 0.2])
+    agreeing = _FakeStep(replay=torch.tensor([0.1, 0.8, 0.3]))
+    _capture(agreeing, torch.tensor([1]), eager)
+    assert agreeing.graph
+    disagreeing = _FakeStep(replay=torch.tensor([0.9, 0.1, 0.2]))
+    _capture(disagreeing, torch.tensor([1]), eager)
+    assert not disagreeing.graph and "disagreed" in caplog.text
+    failing = _FakeStep(fail=True)
+    _capture(failing, torch.tensor([1]), eager)
+    assert not failing.graph and "not captured" in caplog.text

@@ -42,7 +42,7 @@ KV_CACHES = (
 )
 OUTPUT_HEADS = (
     ("bf16", "bf16 (exact)"),
-    ("int8", "8-bit (faster answers)"),
+    ("int8", "8-bit (half the size)"),
 )
 THEME_CHOICES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
 
@@ -95,7 +95,7 @@ class SettingsDialog(QDialog):
         self.head_combo = _combo(OUTPUT_HEADS, settings.output_head, "Output head", self)
         self.head_combo.setToolTip(
             "How the layer that picks each next word keeps its weights. 8-bit reads about 1 GB "
-            "less for every word, so answers come faster; now and then a word differs."
+            "less for every word Scout writes; now and then it picks a different word."
         )
         self.max_tokens_spin = QSpinBox(self)
         self.max_tokens_spin.setRange(1, MAX_NEW_TOKENS_LIMIT)
