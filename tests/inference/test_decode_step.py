@@ -311,3 +311,24 @@ def test_a_graph_is_kept_only_when_its_replay_gives_the_eager_token(caplog) -> N
     failing = _FakeStep(fail=True)
     _capture(failing, torch.tensor([1]), eager)
     assert not failing.graph and "not captured" in caplog.text
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_long_keys_take_the_per_head_attention_with_the_same_tokens(
+    model, stock, static, monkeypatch
+) -> None:
+    """Past `DIRECT_MAX_KEYS` (16,384 for Scout) attention goes one key/value head at a time,
+    under the static step's mask too: set to 0 here so the tiny prompt takes that path."""
+    from app.inference import llama4_attention
+
+    calls: list[int] = []
+    real = llama4_attention.attention_forward
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(llama4_attention, "DIRECT_MAX_KEYS", 0)
+    monkeypatch.setattr(llama4_attention, "attention_forward", counted)
+    assert step_greedy(model, PROMPT, static=static, device_experts=True) == stock
+    assert len(calls) >= STEPS * 4  # every layer of every step
