@@ -248,7 +248,7 @@ class DecodeStep:
             rope=bool(attention.use_rope), qk_norm=hasattr(attention, "qk_norm"),
             tuned=bool(attention.attn_temperature_tuning) and not attention.use_rope,
             qkv=_fused_t(attention, ("q_proj", "k_proj", "v_proj")),
-            router=feed.router.weight.t() if moe and feed.router.bias is None else None,
+            router=_router_t(feed.router, self.dtype) if moe else None,
             on_device=on_device, on_host=on_host,
             shared=gate_up,
         )  # fmt: skip
@@ -476,6 +476,13 @@ class DecodeStep:
                 cache_layer.advance(self.start + self._fed)
         self._layers = []
         self._graph = None
+
+
+def _router_t(router: Any, dtype: Any) -> Any:
+    """The router's weight transposed, when it is transformers' own bias-free `Llama4Router`
+    in the activations' dtype (a quantized or unknown router is called as a module)."""
+    known = type(router).__name__ == "Llama4Router" and router.bias is None
+    return router.weight.t() if known and router.weight.dtype == dtype else None
 
 
 def _to_float(tensor: Any) -> Any:

@@ -28,6 +28,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def expert_runner(experts: Any) -> Callable[[Any, Any], Any] | None:
     return run
 
 
+@dataclass(frozen=True)
 class Nf4Stack:
     """One projection's NF4 weights of every expert, stacked (views of it stay in the modules).
 
@@ -93,14 +95,26 @@ class Nf4Stack:
         offset: float32 [experts] (double quantization; else zeros).
         code: float32 [16], the NF4 values.
         code2: float32 [256], the absmax codes' values (double quantization; else a dummy).
-        rows, columns: the weight's shape ([out, in]).
-        blocksize, blocksize2: elements an absmax covers, absmaxes a second-level scale covers.
+        rows: the weight's output size.
+        columns: the weight's input size.
+        blocksize: elements an absmax covers (64).
+        blocksize2: absmaxes a second-level scale covers (256).
         nested: whether absmax is double-quantized.
         dtype: the activations' dtype (what a weight is rounded to).
     """
 
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
+    packed: Any
+    absmax: Any
+    absmax2: Any
+    offset: Any
+    code: Any
+    code2: Any
+    rows: int
+    columns: int
+    blocksize: int
+    blocksize2: int
+    nested: bool
+    dtype: Any
 
 
 def nf4_gemv(x: Any, stack: Nf4Stack, expert: Any) -> Any:
@@ -209,7 +223,7 @@ def _kernel() -> Any:
     import triton.language as tl
 
     @triton.jit
-    def nf4_expert_gemv(
+    def nf4_expert_gemv(  # type: ignore[no-untyped-def]  # Triton reads no annotations
         x_ptr, packed_ptr, absmax_ptr, absmax2_ptr, offset_ptr, code_ptr, code2_ptr, expert_ptr,
         out_ptr, rows, columns, packed_stride, absmax_stride, absmax2_stride,
         nested: tl.constexpr, blocksize: tl.constexpr, blocksize2: tl.constexpr,

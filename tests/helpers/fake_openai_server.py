@@ -36,7 +36,7 @@ BEHAVIOURS = (
     "slow",  # like normal, `token_delay_s` between tokens
     "stall",  # send `stall_after` tokens, then nothing until the client hangs up
     "silent",  # read the request, never send a byte back
-    "hold",  # send a token, wait until `hold_until` are in flight (or `release`), then finish
+    "hold",  # send a token, wait until `hold_until` were in flight at once (or `release`), finish
     "error",  # answer `error_status` with an OpenAI-style JSON error (`error_message`)
     "context_length",  # 400 with vLLM's maximum-context-length message (`context_wording`)
     "cut",  # send `stall_after` tokens, then drop the connection mid-stream
@@ -274,9 +274,12 @@ class FakeOpenAIServer:
             self._lock.notify_all()
 
     def _wait_flight(self, count: int, timeout: float) -> None:
+        # Until `count` were in flight at once, not are: the first ones released may finish
+        # before the last one reaches its own wait, which must not then wait for a crowd that
+        # has already left (it did, for the whole timeout, now and then).
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self.in_flight < count and not self._released and not self._stopping.is_set():
+            while self.max_in_flight < count and not self._released and not self._stopping.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
