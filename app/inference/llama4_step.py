@@ -271,9 +271,11 @@ class DecodeStep:
         """The global layer's reserved buffers (made here when the prefill wrote nothing)."""
         import torch
 
+        from app.inference.llama4_kv import SCALE_BYTES
+
         keys, values = global_layer.buffers()
         if keys is None:
-            width = self._head_dim + (2 if global_layer.packed else 0)
+            width = self._head_dim + (SCALE_BYTES if global_layer.packed else 0)
             dtype = torch.int8 if global_layer.packed else self.dtype
             shape = (1, self._kv_heads, self.start + self.steps, width)
             keys = torch.zeros(shape, dtype=dtype, device=self.device)

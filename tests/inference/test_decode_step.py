@@ -85,17 +85,19 @@ def stock(model: Any) -> list[int]:
     return stock_greedy(model, PROMPT)
 
 
-def side_by_side(model: Any, kv_cache: str = "bf16") -> tuple[list[bool], float]:
+def side_by_side(
+    model: Any, kv_cache: str = "bf16", ids: list[int] = PROMPT
+) -> tuple[list[bool], float]:
     """The step and transformers' forward over twin caches, both fed the forward's greedy
     tokens: whether each step's logits are bit-equal, and the largest difference."""
     import torch
 
     exact, worst = [], 0.0
     with torch.inference_mode():
-        cache = prefilled(model, PROMPT, kv_cache)
+        cache = prefilled(model, ids, kv_cache)
         twin = copy.deepcopy(cache)
-        step = DecodeStep(model, cache, len(PROMPT) - 1, STEPS)
-        token = torch.tensor([[PROMPT[-1]]])
+        step = DecodeStep(model, cache, len(ids) - 1, STEPS)
+        token = torch.tensor([[ids[-1]]])
         for index in range(STEPS):
             ours = step(token, index)
             theirs = model(input_ids=token, past_key_values=twin, logits_to_keep=1).logits[0, -1]
@@ -175,9 +177,11 @@ def test_bf16_is_bit_for_bit_within_a_chunk_and_close_after(model) -> None:
     assert worst <= TOLERANCE
 
 
-def test_int8_kv_cache_decodes_like_the_model_forward(model) -> None:
-    """The packed global layer: the step writes and reads the same int8 rows as the forward."""
-    _exact, worst = side_by_side(model, "int8")
+@pytest.mark.parametrize("ids", [PROMPT, [7]], ids=["prompt", "one token"])
+def test_int8_kv_cache_decodes_like_the_model_forward(model, ids) -> None:
+    """The packed global layer: the step writes and reads the same int8 rows as the forward
+    (from one token, it makes the packed buffers itself)."""
+    _exact, worst = side_by_side(model, "int8", ids)
     assert worst <= 1e-4  # float32 logits of ~0.7: sums in another order
 
 
