@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -17,6 +18,7 @@ from app.commands.terminal import printable
 from app.core import paths
 from app.inference.budget import context_capacity, kv_bytes_per_token
 from app.inference.estimate import GB, GIB, text_config
+from app.inference.llama4_head import OUTPUT_HEADS, int8_saving
 from app.inference.llama4_kv import KV_CACHES
 from app.inference.model_json import ModelJsonError, read_model_json
 from app.inference.preflight import QUANTIZATIONS, PreflightReport, check_model_folder
@@ -62,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kv-cache", choices=KV_CACHES, default="bf16",
         help="the global layers' KV cache to price the context for: bf16 (default) or int8",
     )  # fmt: skip
+    parser.add_argument(
+        "--output-head", choices=OUTPUT_HEADS, default="bf16",
+        help="the output head to price the context for: bf16 (default) or int8 (1 GB less)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         report,
         int(gpu_memory * GIB) if gpu_memory is not None else cuda.free_bytes,
         getattr(args, "kv_cache", "bf16"),
+        getattr(args, "output_head", "bf16"),
     )
     server_url = getattr(args, "server", None)
     if server_url is not None:
@@ -210,6 +217,7 @@ def context_result(
     report: PreflightReport | None,
     device_bytes: int | None,
     kv_cache: str = "bf16",
+    output_head: str = "bf16",
 ) -> dict[str, Any]:
     """The `context` object of `doctor --json`: the longest prompt the device can hold.
 
@@ -219,17 +227,20 @@ def context_result(
         device_bytes: memory of the device to price: the GPU's free memory, or `--gpu-memory`'s
             card (None: no GPU, `max_prompt_tokens` null).
         kv_cache: the global layers' KV format priced, "bf16" or "int8".
+        output_head: the output head priced, "bf16" or "int8" (`llama4_head.int8_saving`
+            less weight memory).
 
     Returns:
         `max_prompt_tokens` (`budget.context_capacity` for one segment of prefill after the
-        weights), `kv_bytes_per_token` (the global layers' KV per token), `weights_bytes` and
-        `kv_cache`.
+        weights), `kv_bytes_per_token` (the global layers' KV per token), `weights_bytes`,
+        `kv_cache` and `output_head`.
     """
     result: dict[str, Any] = {
         "max_prompt_tokens": None,
         "kv_bytes_per_token": None,
         "weights_bytes": None,
         "kv_cache": kv_cache,
+        "output_head": output_head,
     }
     if model_dir is None or report is None:
         return result
@@ -239,12 +250,20 @@ def context_result(
     except (ModelJsonError, TypeError, ValueError):
         return result  # preflight already says what is wrong with config.json
     weights = report.estimated_weight_bytes
+    if weights is not None and output_head == "int8":
+        # No vocabulary or hidden size: preflight says so; the head is then priced as stored.
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            weights -= int8_saving(text)
     result |= {"kv_bytes_per_token": per_token, "weights_bytes": weights}
     if device_bytes is not None and weights is not None:
         result["max_prompt_tokens"] = context_capacity(
             text, device_bytes - weights, 1 << 62, kv_cache=kv_cache
         )
     return result
+
+
+def _head_note(context: dict[str, Any]) -> str:
+    return " with the 8-bit output head" if context.get("output_head") == "int8" else ""
 
 
 def format_text(result: dict[str, Any]) -> str:
@@ -282,7 +301,7 @@ def format_text(result: dict[str, Any]) -> str:
         lines.append(
             f"  Context: up to {context['max_prompt_tokens']:,} prompt tokens "
             f"({context['kv_cache']} KV {context['kv_bytes_per_token']:,} bytes a token, weights "
-            f"{_gb(context['weights_bytes'])})"
+            f"{_gb(context['weights_bytes'])}{_head_note(context)})"
         )
     elif context.get("kv_bytes_per_token") is not None:
         lines.append(

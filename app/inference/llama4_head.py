@@ -13,6 +13,7 @@ torch and bitsandbytes are imported inside the functions only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, get_args
 
 from app.core.settings import OutputHead
@@ -67,6 +68,16 @@ def quantize_output_head(model: Any) -> int:
     language.lm_head = quantized  # the bf16 matrix goes with the old module
     del head
     return before - head_bytes(model)
+
+
+def int8_saving(text_config: Mapping[str, Any]) -> int:
+    """Bytes `quantize_output_head` frees for a model of this text config: the bf16 head
+    (vocab × hidden × 2) minus its int8 rows and float32 scales; 0 when the head is the
+    embedding's weight (tied), which stays."""
+    if text_config.get("tie_word_embeddings"):
+        return 0
+    vocab, hidden = int(text_config["vocab_size"]), int(text_config["hidden_size"])
+    return vocab * hidden * 2 - (vocab * hidden + vocab * 4)
 
 
 def head_bytes(model: Any) -> int:

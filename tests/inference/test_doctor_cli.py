@@ -118,11 +118,12 @@ def _scout_nf4_folder(tmp_path: Path) -> Path:
 
 
 def _scout_context(
-    tmp_path: Path, capsys, gpu_memory: float = 80.0, kv_cache: str = "bf16"
-) -> dict:
+    tmp_path: Path, capsys, gpu_memory: float = 80.0, kv_cache: str = "bf16",
+    output_head: str = "bf16",
+) -> dict:  # fmt: skip
     args = argparse.Namespace(
         model=str(_scout_nf4_folder(tmp_path)), quantization="nf4", json=True,
-        gpu_memory=gpu_memory, kv_cache=kv_cache,
+        gpu_memory=gpu_memory, kv_cache=kv_cache, output_head=output_head,
     )  # fmt: skip
     doctor.run(args)  # exit 4: the folder has no weights or tokenizer; the figures still count
     return json.loads(capsys.readouterr().out)["context"]
@@ -158,6 +159,17 @@ def test_doctor_context_with_the_int8_kv_meets_the_goal_of_800k_tokens(tmp_path,
     assert context["max_prompt_tokens"] >= 800_000
 
 
+def test_doctor_prices_the_8_bit_output_head(tmp_path, capsys):
+    bf16 = _scout_context(tmp_path / "bf16", capsys)
+    int8 = _scout_context(tmp_path / "int8", capsys, output_head="int8")
+    vocab, hidden = 202_048, 5_120  # Scout's head: 2.07 GB in bf16, 1.04 GB in 8 bits
+    saved = vocab * hidden * 2 - (vocab * hidden + vocab * 4)
+    assert int8["output_head"] == "int8" and bf16["output_head"] == "bf16"
+    assert bf16["weights_bytes"] - int8["weights_bytes"] == saved
+    more = int8["max_prompt_tokens"] - bf16["max_prompt_tokens"]
+    assert more == pytest.approx(saved / 49_152, rel=0.02)  # ~21 K tokens of bf16 KV
+
+
 def test_doctor_context_is_null_without_a_folder_and_has_no_tokens_without_a_gpu(
     tmp_path, capsys, monkeypatch
 ):
@@ -166,7 +178,7 @@ def test_doctor_context_is_null_without_a_folder_and_has_no_tokens_without_a_gpu
     doctor.run(argparse.Namespace(model=None, quantization="nf4", json=True))
     nothing = {
         "max_prompt_tokens": None, "kv_bytes_per_token": None, "weights_bytes": None,
-        "kv_cache": "bf16",
+        "kv_cache": "bf16", "output_head": "bf16",
     }  # fmt: skip
     assert json.loads(capsys.readouterr().out)["context"] == nothing
     folder = _scout_nf4_folder(tmp_path)
