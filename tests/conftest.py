@@ -83,3 +83,22 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert _fingerprint(folder) == built, (
         "a test changed the shared tiny model folder; copy it (shutil.copytree) and change the copy"
     )
+
+
+@pytest.fixture(scope="session")
+def endless_tiny_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with no end-of-answer token, so an answer runs to its length.
+
+    For tests that stop an answer midway: the random model samples `<|eot|>` now and then, and
+    at ~170 tok/s a 30-token answer can be over before a Stop or a SIGINT lands.
+    """
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("endless-llama4") / "model"
+    shutil.copytree(tiny_model, folder)
+    config_path = folder / "generation_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["eos_token_id"] = None
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    return folder

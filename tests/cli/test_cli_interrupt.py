@@ -7,9 +7,7 @@ never looks at the cancel flag (a native call).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,20 +29,6 @@ STOP_BOUND_S = 2.0  # the contract: Ctrl+C ends ask and video within 2 s
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
 
 
-@pytest.fixture
-def endless_model(tiny_model: Path, tmp_path: Path) -> Path:
-    """The tiny model with no end-of-answer token, so an answer runs to its length: the random
-    model samples `<|eot|>` now and then, and at ~170 tok/s a 30-token answer can be over
-    before the SIGINT lands."""
-    folder = tmp_path / "endless"
-    shutil.copytree(tiny_model, folder)
-    config_path = folder / "generation_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["eos_token_id"] = None
-    config_path.write_text(json.dumps(config), encoding="utf-8")
-    return folder
-
-
 def _interrupt(process: subprocess.Popen, read: bytes = b"") -> tuple[float, str, str]:
     """SIGINT the process; return (seconds until it ended, stdout, stderr).
 
@@ -62,12 +46,12 @@ def _interrupt(process: subprocess.Popen, read: bytes = b"") -> tuple[float, str
 
 
 def test_ctrl_c_mid_answer_exits_130_and_keeps_question_and_partial_answer(
-    tmp_path: Path, endless_model: Path
+    tmp_path: Path, endless_tiny_model: Path
 ) -> None:
     data_dir = tmp_path / "data"
     ask = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "ask",
-         "--model", str(endless_model), "--max-new-tokens", "4000", "tell me a long story"],
+         "--model", str(endless_tiny_model), "--max-new-tokens", "4000", "tell me a long story"],
         cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
     )  # fmt: skip
     # Unbuffered: a buffered read would hold back text that communicate() then never sees.

@@ -28,8 +28,10 @@ def _send(qtbot, window: MainWindow, text: str) -> None:
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
 
 
-def test_answers_stream_in_and_stop_ends_them_early(qtbot, open_window, open_store, tiny_model):
-    window = _window(open_window, tiny_model, max_new_tokens=2000)
+def test_answers_stream_in_and_stop_ends_them_early(
+    qtbot, open_window, open_store, endless_tiny_model
+):
+    window = _window(open_window, endless_tiny_model, max_new_tokens=2000)
     _send(qtbot, window, "Tell me a long story")
     # The first streamed text arrives from the real model on the worker thread...
     qtbot.waitUntil(lambda: len(window.controller.last_answer()) > 0, timeout=120_000)
