@@ -10,19 +10,22 @@ tiny_config` with overrides), so the modules are transformers' own, and check th
 the same greedy tokens before printing speeds.
 
 CPU part: 16 experts, hidden 1024, expert width 2048, 4 layers, fused experts (the layout of the
-official checkpoint), float32 (on a CPU without AVX512-BF16 PyTorch's bf16 matmuls take a slow
-generic path, which would time that fallback; `--cpu-dtype bf16` measures it anyway):
+official checkpoint), in float32 and in bf16 (the model's own dtype; `--cpu-dtype` picks one. On
+a CPU without AVX512-BF16 or AMX, PyTorch's bf16 products take a slow generic path, and the bf16
+figures time that fallback):
 
-* decode tokens/s of one sequence, stock vs sparse MoE, and a 256-token prefill;
-* per decoded token of each decode path (`decode_paths`: stock `generate`, the sparse MoE under
-  `generate`, the engine's step as it runs on this device, and with the expert chosen on the
-  device as on a GPU): ATen ops, host reads, `cat` calls and tok/s;
-* the memory roofline: the weight bytes a step reads and this machine's measured read bandwidth
-  give the fastest decode possible; the engine's step against it;
+* decode tokens/s of one sequence, stock vs sparse MoE, and a 256-token prefill (float32);
+* one row times a [4096 x 1024] matrix, in each dtype: `F.linear` (what the stock paths run) and
+  `torch.mv` (what the engine's step runs), their GB/s and whether their bits agree;
+* per decoded token of each decode path, in each dtype (`decode_paths`: stock `generate`, the
+  sparse MoE under `generate`, the engine's step as it runs on this device, and with the expert
+  chosen on the device as on a GPU): ATen ops, host reads, `cat` calls and tok/s;
+* the memory roofline of each dtype: the weight bytes a step reads and this machine's measured
+  read bandwidth give the fastest decode possible; each path against it;
 * the 8-bit output head on the tiny model in bf16: how often its greedy token differs from the
   bf16 head's on the same hidden states, and the largest logit change.
 
-About two minutes on 2 cores.
+About three minutes on 2 cores.
 
 GPU part (skipped, with a line saying so, without CUDA): a slice of Scout (hidden 5120, expert width
 8192, 16 experts, 40 query / 8 key-value heads of 128, chunk 8192, `--gpu-layers` layers, default
@@ -71,7 +74,10 @@ def main() -> int:
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-gpu", action="store_true")
     parser.add_argument("--cpu-tokens", type=int, default=24, help="decode steps timed per mode")
-    parser.add_argument("--cpu-dtype", default="float32", choices=["float32", "bf16"])
+    parser.add_argument(
+        "--cpu-dtype", default="both", choices=["both", "float32", "bf16"],
+        help="the decode paths' dtype on the CPU (default: float32, then bf16)",
+    )  # fmt: skip
     parser.add_argument("--gpu-layers", type=int, default=4, choices=[2, 3, 4])
     parser.add_argument("--gpu-tokens", type=int, default=64)
     parser.add_argument("--bandwidth-tbs", type=float, help="the card's peak, if not in the table")
@@ -102,15 +108,14 @@ def main() -> int:
 
 
 def cpu_part(tokens: int, dtype: str) -> None:
-    """Decode and prefill on the CPU, fused experts, stock vs sparse."""
+    """Decode and prefill on the CPU, fused experts: stock vs sparse (float32), then the decode
+    paths and their roofline in each dtype asked for."""
     import torch
 
-    say(f"\nCPU part: 16 experts, hidden 1024, expert width 2048, 4 layers, {dtype}, batch 1")
-    model = random_model(
-        "cpu", torch.float32 if dtype == "float32" else torch.bfloat16,
-        hidden_size=1024, intermediate_size=2048, num_local_experts=16, head_dim=64,
-        num_attention_heads=16, num_key_value_heads=4, num_hidden_layers=4,
-    )  # fmt: skip
+    dtypes = {"float32": torch.float32, "bf16": torch.bfloat16}
+    say("\nCPU part: 16 experts, hidden 1024, expert width 2048, 4 layers, batch 1")
+    say(f"  CPU capability: {torch.backends.cpu.get_cpu_capability()}")
+    model = cpu_model(torch.float32)
     prompt = torch.randint(1, 384, (1, 32), generator=torch.Generator().manual_seed(0))
     long_prompt = torch.randint(1, 384, (1, 256), generator=torch.Generator().manual_seed(1))
     steps: dict[str, list[float]] = {"stock": [], "sparse": []}
@@ -125,21 +130,70 @@ def cpu_part(tokens: int, dtype: str) -> None:
     stock_rate, sparse_rate = median_rate(steps["stock"]), median_rate(steps["sparse"])
     stock_pre, sparse_pre = prefill["stock"], prefill["sparse"]
     stock_ids, sparse_ids = ids["stock"], ids["sparse"]
+    say("\n  float32, stock vs sparse MoE under `generate`:")
     say(f"  same greedy tokens: {'yes' if stock_ids == sparse_ids else 'NO'}")
     say(f"  decode  stock  {stock_rate:8.1f} tok/s")
     say(f"  decode  sparse {sparse_rate:8.1f} tok/s   ({sparse_rate / stock_rate:.1f}x stock)")
     say(f"  prefill 256 tokens: stock {stock_pre * 1e3:.0f} ms, sparse {sparse_pre * 1e3:.0f} ms"
           f" ({stock_pre / sparse_pre:.1f}x)")  # fmt: skip
-    rates = decode_paths(model, prompt, tokens)
-    roofline(model, rates)
+    row_products()
+    for name in ("float32", "bf16") if dtype == "both" else (dtype,):
+        if dtypes[name] is not torch.float32:
+            model = cpu_model(dtypes[name])
+        say(f"\n  {name}:")
+        rates = decode_paths(model, prompt, tokens)
+        roofline(model, rates)
     head_effect()
+
+
+def cpu_model(dtype: Any) -> Any:
+    """The CPU part's random model: 16 experts, hidden 1024, expert width 2048, 4 layers."""
+    return random_model(
+        "cpu", dtype, hidden_size=1024, intermediate_size=2048, num_local_experts=16,
+        head_dim=64, num_attention_heads=16, num_key_value_heads=4, num_hidden_layers=4,
+    )  # fmt: skip
+
+
+def row_products(rows: int = 4096, width: int = 1024, rounds: int = 300) -> None:
+    """One row times a [rows x width] matrix (the shared expert's gate|up), in float32 and
+    bf16: `F.linear` of a [1, width] row (the stock paths) against `torch.mv` (the engine's
+    step, `llama4_step._times`); GB/s of the median product over 16 matrices in turn (so they
+    come from memory, not a cache), and whether the two give the same bits."""
+    import torch
+
+    say(f"\n  one row times a [{rows} x {width}] matrix, median of {rounds}:")
+    with torch.inference_mode():
+        for dtype in (torch.float32, torch.bfloat16):
+            matrices = [torch.randn(rows, width).to(dtype) for _ in range(16)]
+            vector = torch.randn(width).to(dtype)
+            row = vector.unsqueeze(0)
+            rates = []
+            for use_mv in (False, True):
+                seconds = []
+                for turn in range(rounds):
+                    weight = matrices[turn % len(matrices)]
+                    start = time.perf_counter()
+                    if use_mv:
+                        torch.mv(weight, vector)
+                    else:
+                        torch.nn.functional.linear(row, weight)
+                    seconds.append(time.perf_counter() - start)
+                size = matrices[0].numel() * matrices[0].element_size()
+                rates.append(size / statistics.median(seconds) / 1e9)
+            same = all(
+                torch.equal(torch.nn.functional.linear(row, weight)[0], torch.mv(weight, vector))
+                for weight in matrices
+            )
+            say(f"    {str(dtype).removeprefix('torch.'):9s} F.linear {rates[0]:5.1f} GB/s,"
+                f" mv {rates[1]:5.1f} GB/s ({rates[1] / rates[0]:.2f}x);"
+                f" same bits: {'yes' if same else 'NO'}")  # fmt: skip
 
 
 #: The ways the engine has decoded, oldest first (see `decode_paths`).
 DECODE_PATHS = ("stock", "sparse", "new", "new-device")
 
 
-def decode_paths(model: Any, prompt: Any, tokens: int) -> dict[str, float]:
+def decode_paths(model: Any, prompt: Any, tokens: int, rounds: int = 5) -> dict[str, float]:
     """Per decoded token: ATen ops, host reads and `cat` calls, and tok/s, of each path.
 
     - stock: transformers' MoE, `generate`, `DynamicCache`, transformers' sdpa;
@@ -152,21 +206,29 @@ def decode_paths(model: Any, prompt: Any, tokens: int) -> dict[str, float]:
     - new-device: the same step with the expert always chosen on the device
       (`torch._grouped_mm`), as a GPU runs it: what the host-read count means on a GPU.
 
+    stock and sparse run on `model`'s weights as loaded; the new paths on a copy laid out as the
+    engine loads them (`llama4_step.fuse_projections`: fused q/k/v and gate/up, experts stored
+    as rows on the CPU).
+
     Ops are counted with a `TorchDispatchMode` over whole decodes of 1 and 1 + n tokens (the
     difference divided by n), host reads are `aten::item`, `aten::_local_scalar_dense` and
     `aten::is_nonzero` (`.item()`, `int(t)`, `bool(t)`), tok/s is the median step of an
-    uncounted run (three rounds over the paths, interleaved).
+    uncounted run (`rounds` rounds over the paths, interleaved).
     """
+    import copy
+
     say(f"\n  decode paths, per token after a {prompt.shape[1]}-token prompt (greedy, batch 1):")
+    prepared = copy.deepcopy(model)
+    models = {path: prepared if path.startswith("new") else model for path in DECODE_PATHS}
     counted, seconds, ids = {}, {path: [] for path in DECODE_PATHS}, {}
     for path in DECODE_PATHS:
-        setup_path(model, path)
-        counts = [count_ops(model, prompt, path, n) for n in (1, 1 + tokens)]
+        setup_path(models[path], path)
+        counts = [count_ops(models[path], prompt, path, n) for n in (1, 1 + tokens)]
         counted[path] = [(b - a) / tokens for a, b in zip(*counts, strict=True)]
-    for _round in range(3):  # interleaved: a burst of other work on the machine hits every path
+    for _round in range(rounds):  # interleaved: a burst of other work hits every path
         for path in DECODE_PATHS:
-            setup_path(model, path)
-            steps, ids[path] = timed_decode(model, prompt, path, tokens)
+            setup_path(models[path], path)
+            steps, ids[path] = timed_decode(models[path], prompt, path, tokens)
             seconds[path] += steps
     setup_path(model, "sparse")
     results = {
@@ -256,14 +318,18 @@ def head_effect(tokens: int = 48, prompts: int = 4) -> None:
 
 
 def setup_path(model: Any, path: str) -> None:
-    """Put the model's MoE and attention as `path` runs them."""
+    """Put the model's MoE and attention as `path` runs them.
+
+    The new paths also lay the weights out as the engine loads them (`fuse_projections`),
+    which stays: time the old paths before, or on another copy (`decode_paths`)."""
     from app.inference.llama4_attention import register
     from app.inference.llama4_step import fuse_projections
 
     new = path.startswith("new")
     install_moe(model, "stock" if path == "stock" else "sparse", device_experts=new)
     model.set_attn_implementation(register() if new else "sdpa")
-    fuse_projections(model)  # changes no value: the stock paths compute what they did
+    if new:
+        fuse_projections(model)
 
 
 def run_path(

@@ -175,8 +175,8 @@ def load_llama4(
     # The text model's attention copies nothing that grows with the context (llama4_attention);
     # the vision tower keeps transformers' sdpa.
     model.set_attn_implementation({"text_config": register()})
+    fuse_projections(model)  # the weights laid out for a decode step (llama4_step)
     install_moe(model, moe)
-    fuse_projections(model)  # one product for q/k/v in a decode step (llama4_step)
     if output_head == "int8":
         from app.inference.llama4_head import quantize_output_head
 

@@ -35,6 +35,7 @@ torch is imported inside the functions only.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -54,11 +55,15 @@ class _Layer:
     rope: bool
     qk_norm: bool
     tuned: bool  # temperature tuning of a NoPE layer's queries
-    qkv: Any  # [hidden, (heads + 2 kv_heads) × dim]: the fused projections, transposed, or None
-    router: Any  # the router's weight transposed (None: not an MoE layer)
+    # Weights as [out, in] rows, multiplied by `_times`; None: the module is called instead.
+    qkv: Any  # the fused q|k|v projections [(heads + 2 kv_heads) × dim, hidden]
+    out: Any  # the attention's output projection
+    router: Any  # the router's weight (None also when the layer is not an MoE layer)
+    shared: Any  # the shared expert's (or dense MLP's) fused gate|up
+    down: Any  # the shared expert's (or dense MLP's) down projection
+    experts: Any  # fused experts as rows (`_expert_rows`), for the host-read path
     on_device: Any  # `moe.device_expert_runner` of the layer, when the step uses it
     on_host: Any  # `moe.expert_runner` of the layer (the expert's index read on the host)
-    shared: Any  # the shared expert's gate|up weight transposed (fused), or None
 
 
 def step_supported(model: Any, cache: Any) -> bool:
@@ -86,12 +91,18 @@ def step_supported(model: Any, cache: Any) -> bool:
 
 
 def fuse_projections(model: Any) -> int:
-    """Lay each attention's q/k/v weights, and each shared expert's gate/up weights, out as one
-    tensor, the modules' weights becoming views of it (no memory is added).
+    """Lay the weights out for a decode step; no memory is added and no value changes.
 
-    A decode step then makes one matrix product where it made three (or two). Only plain
-    `nn.Linear`s without bias are fused (quantized linears keep their own kernels); the values
-    are unchanged, so every other forward computes what it computed. Idempotent.
+    * each attention's q/k/v weights, and each shared expert's gate/up weights, become one
+      tensor, the modules' weights views of it: a decode step makes one matrix product where it
+      made three (or two). Only plain `nn.Linear`s without bias are fused (quantized linears
+      keep their own kernels);
+    * on the CPU, fused experts (`gate_up_proj` [E, hidden, 2*inter], `down_proj`
+      [E, inter, hidden]) are stored transposed, each parameter a view of the same shape over
+      it (`_experts_as_rows`).
+
+    Every other forward computes the same values from the same weights (on the CPU a
+    transposed expert can round a float32 product's last bit differently). Idempotent.
 
     Returns:
         How many groups of projections are fused now.
@@ -108,6 +119,9 @@ def fuse_projections(model: Any) -> int:
             shared = getattr(layer.feed_forward, "shared_expert", None)
             if shared is not None:
                 count += _fuse(shared, ("gate_proj", "up_proj"))
+            experts = getattr(layer.feed_forward, "experts", None)
+            if experts is not None:
+                _experts_as_rows(experts)
     return count
 
 
@@ -121,7 +135,7 @@ def _fuse(owner: Any, names: tuple[str, ...]) -> int:
     linears = [getattr(owner, name) for name in names]
     if not all(_plain(linear) for linear in linears):
         return 0
-    if _fused_t(owner, names) is not None:
+    if _fused_rows(owner, names) is not None:
         return 1
     fused = torch.cat([linear.weight.detach() for linear in linears])
     first = 0
@@ -134,6 +148,39 @@ def _fuse(owner: Any, names: tuple[str, ...]) -> int:
     return 1
 
 
+def _experts_as_rows(experts: Any) -> None:
+    """On the CPU, store fused experts' matrices transposed: each expert's [in, out] matrix
+    becomes a view of an [out, in] one whose rows are contiguous.
+
+    One row times such a matrix is `torch.mv` over contiguous rows, which reads memory at its
+    full speed; over the checkpoint's layout torch's CPU kernels reach about half of it in bf16
+    (`bench/moe.py` prints both). On a GPU the layout stays as loaded.
+    """
+    import torch
+
+    for name in ("gate_up_proj", "down_proj"):
+        weight = getattr(experts, name, None)
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 3:
+            return
+        if weight.device.type != "cpu" or weight.mT.is_contiguous():
+            continue
+        rows = weight.detach().mT.contiguous()
+        setattr(experts, name, torch.nn.Parameter(rows.mT, requires_grad=False))
+
+
+def _expert_rows(experts: Any) -> tuple[Any, Any] | None:
+    """Fused experts' (gate|up [E, 2*inter, hidden], down [E, hidden, inter]) as contiguous
+    rows (`_experts_as_rows`), or None for another layout."""
+    import torch
+
+    gate_up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+    if not isinstance(gate_up, torch.Tensor) or not isinstance(down, torch.Tensor):
+        return None
+    if gate_up.dim() != 3 or not (gate_up.mT.is_contiguous() and down.mT.is_contiguous()):
+        return None
+    return gate_up.mT, down.mT
+
+
 def _plain(linear: Any) -> bool:
     """A bias-free `nn.Linear` of ordinary (not quantized) weights."""
     import torch
@@ -141,9 +188,9 @@ def _plain(linear: Any) -> bool:
     return type(linear) is torch.nn.Linear and linear.bias is None
 
 
-def _fused_t(owner: Any, names: tuple[str, ...]) -> Any:
-    """The transposed fused weight of `owner`'s linears `names` when they are still views of
-    it, in order (`fuse_projections`), else None."""
+def _fused_rows(owner: Any, names: tuple[str, ...]) -> Any:
+    """The fused weight [sum of outs, in] of `owner`'s linears `names` when they are still
+    views of it, in order (`fuse_projections`), else None."""
     fused = owner.__dict__.get(_FUSED)
     linears = [getattr(owner, name) for name in names]
     if fused is None or not all(_plain(linear) for linear in linears):
@@ -154,7 +201,7 @@ def _fused_t(owner: Any, names: tuple[str, ...]) -> Any:
         if weight.data_ptr() != fused[first:].data_ptr() or not weight.is_contiguous():
             return None  # the weights were replaced since
         first += weight.shape[0]
-    return fused.t() if first == fused.shape[0] else None
+    return fused if first == fused.shape[0] else None
 
 
 class DecodeStep:
@@ -242,15 +289,17 @@ class DecodeStep:
             if not self._device_experts:
                 on_device = None
         shared = feed.shared_expert if moe else feed
-        gate_up = _fused_t(shared, ("gate_proj", "up_proj"))
         return _Layer(
             layer=layer, chunked=chunked, keys=keys, values=values, packed=packed,
             rope=bool(attention.use_rope), qk_norm=hasattr(attention, "qk_norm"),
             tuned=bool(attention.attn_temperature_tuning) and not attention.use_rope,
-            qkv=_fused_t(attention, ("q_proj", "k_proj", "v_proj")),
-            router=_router_t(feed.router, self.dtype) if moe else None,
+            qkv=_fused_rows(attention, ("q_proj", "k_proj", "v_proj")),
+            out=_rows(attention.o_proj),
+            router=_router_rows(feed.router, self.dtype) if moe else None,
+            shared=_fused_rows(shared, ("gate_proj", "up_proj")),
+            down=_rows(shared.down_proj),
+            experts=_expert_rows(feed.experts) if on_host is not None else None,
             on_device=on_device, on_host=on_host,
-            shared=gate_up,
         )  # fmt: skip
 
     def _ring(self, window_layer: Any) -> tuple[Any, Any]:
@@ -328,7 +377,7 @@ class DecodeStep:
             masks = (self._slots <= slot, self._places <= where)  # [1, 1, 1, slots] each
         freqs = self._freqs.index_select(0, index)  # [1, 1, 1, dim/2]
         scale = self._scales.index_select(0, index)  # [1, 1, 1, 1]
-        hidden = self._text.embed_tokens(token)  # [1, hidden]
+        hidden = self._text.embed_tokens(token)[0]  # [hidden]: one token is a vector here
         for plan in self._layers:
             if plan.chunked:
                 seen = None if position is None else position % self.chunk + 1
@@ -337,13 +386,13 @@ class DecodeStep:
                 seen = None if position is None else position + 1
                 hidden = self._layer(plan, hidden, freqs, scale, where, masks and masks[1], seen)
         hidden = _rms_norm(self._text.norm, hidden)
-        return self._head(hidden)[0]  # the module: its hooks (and quantized kernels) run
+        return _call(self._head, hidden)  # the module: its hooks (and quantized kernels) run
 
     def _layer(
         self, plan: _Layer, hidden: Any, freqs: Any, scale: Any, where: Any, mask: Any,
         seen: int | None,
     ) -> Any:  # fmt: skip
-        """One decoder layer for one token: [1, hidden] in, [1, hidden] out.
+        """One decoder layer for one token: [hidden] in, [hidden] out.
 
         `where` is the slot written ([1] on the device); `seen` how many slots attention reads
         (None: all of them, under `mask`).
@@ -367,14 +416,16 @@ class DecodeStep:
         if not plan.packed and keys.shape[-2] <= DIRECT_MAX_KEYS:
             attended = torch.nn.functional.scaled_dot_product_attention(
                 query, keys, values, attn_mask=mask, scale=attention.scaling, enable_gqa=True
-            ).reshape(1, -1)
+            ).reshape(-1)
         else:  # one key/value head at a time, int8 unpacked a head at a time
             attended, _ = attention_forward(
                 attention, query, keys, values, mask, scaling=attention.scaling
             )
-            attended = attended.reshape(1, -1)
-        hidden = hidden + attention.o_proj(attended)
-        return self._feed_forward(plan, hidden)
+            attended = attended.reshape(-1)
+        projected = (
+            _call(attention.o_proj, attended) if plan.out is None else _times(attended, plan.out)
+        )
+        return self._feed_forward(plan, hidden + projected)
 
     def _qkv(self, plan: _Layer, normed: Any, freqs: Any, scale: Any) -> tuple[Any, Any, Any]:
         """Queries [1, heads, 1, dim], keys and values [1, kv_heads, 1, dim] of one token, with
@@ -384,48 +435,60 @@ class DecodeStep:
         attention = plan.layer.self_attn
         heads, kv_heads, dim = self._heads, self._kv_heads, self._head_dim
         if plan.qkv is not None:  # one product; for one token [1, h, 1, d] is [1, 1, h, d]
-            qkv = normed.mm(plan.qkv).view(1, heads + 2 * kv_heads, 1, dim)
+            qkv = _times(normed, plan.qkv).view(1, heads + 2 * kv_heads, 1, dim)
             qk, value = qkv.split((heads + kv_heads, kv_heads), dim=1)
         else:
             qk = normed.new_empty((1, heads + kv_heads, 1, dim))
-            qk[:, :heads] = attention.q_proj(normed).view(1, heads, 1, dim)
-            qk[:, heads:] = attention.k_proj(normed).view(1, kv_heads, 1, dim)
-            value = attention.v_proj(normed).view(1, kv_heads, 1, dim)
+            qk[:, :heads] = _call(attention.q_proj, normed).view(1, heads, 1, dim)
+            qk[:, heads:] = _call(attention.k_proj, normed).view(1, kv_heads, 1, dim)
+            value = _call(attention.v_proj, normed).view(1, kv_heads, 1, dim)
         if plan.rope:  # `apply_rotary_emb` on queries and keys at once: the same per element
             pairs = torch.view_as_complex(_to_float(qk).reshape(1, heads + kv_heads, 1, -1, 2))
             qk = _as(torch.view_as_real(pairs * freqs).flatten(3), qk.dtype)
         if plan.qk_norm:  # `Llama4TextL2Norm` (an RMS norm without weight), both at once
-            qk = _as(_rms(_to_float(qk), attention.qk_norm.eps), qk.dtype)
+            qk = _rms(qk, attention.qk_norm.eps)
         query, key = qk.split((heads, kv_heads), dim=1)
         if plan.tuned:
             query = _as(query * scale, query.dtype)
         return query, key, value
 
     def _feed_forward(self, plan: _Layer, hidden: Any) -> Any:
-        """The post-attention norm, the MoE (or MLP) and the residual: [1, hidden] out."""
+        """The post-attention norm, the MoE (or MLP) and the residual: [hidden] out."""
         import torch
 
         layer = plan.layer
         feed = layer.feed_forward
         normed = _rms_norm(layer.post_attention_layernorm, hidden)
         if plan.router is None or (plan.on_device is None and plan.on_host is None):
-            out = feed(normed)  # a dense MLP, the stock MoE or a router we do not know
+            out = feed(normed.unsqueeze(0))  # a dense MLP, the stock MoE or an unknown router
             return hidden + (out[0] if isinstance(out, tuple) else out).view(hidden.shape)
         # The sparse MoE of one token (`moe.sparse_moe_forward`, top-1): route, scale the input
         # by the gate, run the chosen expert (picked on the device, or by its index read here)
         # and the shared one.
-        top, expert = normed.mm(plan.router).topk(1, dim=-1)  # [1, 1] each
-        gate = _as(torch.sigmoid(_to_float(top)), normed.dtype)
+        top, expert = _times(normed, plan.router).topk(1)  # [1] each
+        # The sigmoid of a float32 copy rounded back, as stock computes it, has the same bits:
+        # a CPU test compares every bf16 value (`tests/inference/test_decode_step.py`).
+        scaled = normed * torch.sigmoid(top)
         if plan.on_device is not None:
-            routed = plan.on_device(expert.view(1), normed * gate)
+            routed = plan.on_device(expert, scaled.unsqueeze(0)).view(-1)
+        elif plan.experts is not None:  # `moe.expert_runner`'s fused expert, as rows
+            gate_up, down = plan.experts
+            chosen = int(expert)
+            gate_in, up = _times(scaled, gate_up[chosen]).chunk(2)
+            routed = _times(up * feed.experts.act_fn(gate_in), down[chosen])
         else:
-            routed = plan.on_host(int(expert), normed * gate)
+            routed = _call(functools.partial(plan.on_host, int(expert)), scaled)
         shared = feed.shared_expert
         if plan.shared is not None:  # gate and up in one product
-            gate_in, up = normed.mm(plan.shared).chunk(2, dim=-1)
-            out = shared.down_proj(shared.activation_fn(gate_in) * up)
+            gate_in, up = _times(normed, plan.shared).chunk(2)
+            activated = shared.activation_fn(gate_in) * up
+            out = (
+                _call(shared.down_proj, activated)
+                if plan.down is None
+                else _times(activated, plan.down)
+            )
         else:
-            out = shared(normed)
+            out = _call(shared, normed)
         # In stock's order (and so its rounding): the routed output onto the shared one, then
         # the residual.
         return hidden + out.add_(routed)
@@ -480,11 +543,34 @@ class DecodeStep:
         self._graph = None
 
 
-def _router_t(router: Any, dtype: Any) -> Any:
-    """The router's weight transposed, when it is transformers' own bias-free `Llama4Router`
-    in the activations' dtype (a quantized or unknown router is called as a module)."""
+def _router_rows(router: Any, dtype: Any) -> Any:
+    """The router's weight, when it is transformers' own bias-free `Llama4Router` in the
+    activations' dtype (a quantized or unknown router is called as a module)."""
     known = type(router).__name__ == "Llama4Router" and router.bias is None
-    return router.weight.t() if known and router.weight.dtype == dtype else None
+    return router.weight if known and router.weight.dtype == dtype else None
+
+
+def _rows(linear: Any) -> Any:
+    """A plain linear's weight [out, in] (None for a quantized one: its module is called)."""
+    return linear.weight if _plain(linear) else None
+
+
+def _times(vector: Any, weight: Any) -> Any:
+    """`weight` [out, in] times `vector` [in]: [out], what `nn.Linear` computes for one row.
+
+    `torch.mv`: on the CPU it gives the matrix product's bits
+    (`tests/inference/test_decode_step.py`) at the memory's full speed, where torch's CPU
+    product of one bf16 row (`F.linear`, `mm`) reaches about half of it (`bench/moe.py` prints
+    both). One op, where a [1, in] row would add two views.
+    """
+    import torch
+
+    return torch.mv(weight, vector)
+
+
+def _call(module: Any, vector: Any) -> Any:
+    """`module` (any callable of [rows, in]: quantized linears, hooks) on one vector: [out]."""
+    return module(vector.unsqueeze(0))[0]
 
 
 def _to_float(tensor: Any) -> Any:
@@ -500,21 +586,23 @@ def _as(tensor: Any, dtype: Any) -> Any:
 
 
 def _rms_norm(norm: Any, hidden: Any) -> Any:
-    """`Llama4TextRMSNorm`: normalised in float32, rounded back to `hidden`'s dtype, then
+    """`Llama4TextRMSNorm`: normalised (in float32), rounded to `hidden`'s dtype, then
     multiplied by the weight, as the module rounds."""
-    return _as(_rms(_to_float(hidden), norm.eps), hidden.dtype) * norm.weight
+    return _rms(hidden, norm.eps) * norm.weight
 
 
 def _rms(tensor: Any, eps: float) -> Any:
-    """`tensor * rsqrt(mean(tensor², last dim) + eps)` in `tensor`'s dtype.
+    """`tensor * rsqrt(mean(tensor², last dim) + eps)` computed in float32, in `tensor`'s dtype.
 
-    One op (`aten._fused_rms_norm`, which torch has on the CPU and CUDA since 2.8) instead of
-    five; torch builds without it get the formula spelled out. On the CPU the fused op gives
-    the spelled-out formula's float32 bits (`tests/inference/test_decode_step.py`).
+    One op (`aten._fused_rms_norm`, which torch has on the CPU and CUDA since 2.8, and which
+    computes a bf16 input in float32) instead of seven; torch builds without it get the formula
+    spelled out. On the CPU the fused op gives the spelled-out formula's bits, for float32 and
+    for bf16 rounded once at the end (`tests/inference/test_decode_step.py`).
     """
     import torch
 
     fused = getattr(torch.ops.aten, "_fused_rms_norm", None)
     if fused is not None:
         return fused(tensor, [tensor.shape[-1]], None, eps)[0]
-    return tensor * torch.rsqrt(tensor.pow(2).mean(-1, keepdim=True) + eps)
+    wide = _to_float(tensor)
+    return _as(wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + eps), tensor.dtype)

@@ -124,9 +124,11 @@ def expert_runner(experts: Any) -> ExpertFn | None:
         return None
     act = experts.act_fn
 
+    # The weights are looked up at each call, not kept: `llama4_step.fuse_projections` lays
+    # them out again after loading, and a kept tensor would hold the old layout's memory.
     def run_fused(e: int, rows: Any) -> Any:
-        gate, up = (rows @ gate_up[e]).chunk(2, dim=-1)  # gate columns first, as in the checkpoint
-        return (up * act(gate)) @ down[e]
+        gate, up = (rows @ experts.gate_up_proj[e]).chunk(2, dim=-1)  # gate columns first
+        return (up * act(gate)) @ experts.down_proj[e]
 
     return run_fused
 
@@ -162,10 +164,10 @@ def device_expert_runner(experts: Any) -> DeviceExpertFn | None:
     order = torch.arange(gate_up.shape[0], device=gate_up.device)
     act = experts.act_fn
 
-    def run(expert: Any, row: Any) -> Any:
+    def run(expert: Any, row: Any) -> Any:  # the weights looked up at each call, as above
         ends = (order >= expert).to(torch.int32)
-        gate, up = torch._grouped_mm(row, gate_up, offs=ends).chunk(2, dim=-1)
-        return torch._grouped_mm(up * act(gate), down, offs=ends)
+        gate, up = torch._grouped_mm(row, experts.gate_up_proj, offs=ends).chunk(2, dim=-1)
+        return torch._grouped_mm(up * act(gate), experts.down_proj, offs=ends)
 
     try:
         with torch.inference_mode():

@@ -168,7 +168,7 @@ def test_bf16_is_bit_for_bit_within_a_chunk_and_close_after(model) -> None:
 
     bf16 = float32_sparse_tiny()
     bf16.language_model.to(torch.bfloat16)
-    install_moe(bf16, "sparse")  # its expert runners hold the weights they were made with
+    install_moe(bf16, "sparse")
     bf16.set_attn_implementation({"text_config": register()})
     fuse_projections(bf16)
     exact, worst = side_by_side(bf16)
@@ -228,6 +228,71 @@ def test_fusing_changes_no_weight(model) -> None:
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert fuse_projections(model) == 8  # idempotent
+
+
+def test_fusing_lays_the_cpu_experts_out_as_rows_once(model) -> None:
+    """Fused experts on the CPU: each parameter keeps its shape over transposed storage (the
+    rows `torch.mv` reads), and the step's host path takes them."""
+    import torch
+
+    layers = model.language_model.model.layers
+    moes = [layer.feed_forward for layer in layers if layer.is_moe_layer]
+    shapes = [(moe.experts.gate_up_proj.shape, moe.experts.down_proj.shape) for moe in moes]
+    where = [moe.experts.gate_up_proj.data_ptr() for moe in moes]
+    fuse_projections(model)  # again: nothing moves
+    assert [moe.experts.gate_up_proj.data_ptr() for moe in moes] == where
+    for moe, (gate_up_shape, down_shape) in zip(moes, shapes, strict=True):
+        assert moe.experts.gate_up_proj.shape == gate_up_shape
+        assert moe.experts.down_proj.shape == down_shape
+        assert moe.experts.gate_up_proj.mT.is_contiguous()
+        assert moe.experts.down_proj.mT.is_contiguous()
+    with torch.inference_mode():
+        step = DecodeStep(model, prefilled(model, PROMPT), len(PROMPT) - 1, STEPS)
+        plans = [plan for plan in step._layers if plan.layer.is_moe_layer]
+        assert plans and all(plan.experts is not None for plan in plans)
+        step.finish()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_one_row_products_give_the_matrix_products_bits(dtype) -> None:
+    """`_times` (`torch.mv`) against `F.linear` of a [1, in] row, on the CPU, at the tiny
+    model's and the CPU benchmark's shapes."""
+    import torch
+
+    from app.inference.llama4_step import _times
+
+    generator = torch.Generator().manual_seed(0)
+    for rows, width in ((16, 64), (384, 64), (128, 256), (4096, 1024), (1024, 2048), (16, 1024)):
+        weight = torch.randn(rows, width, generator=generator).to(getattr(torch, dtype))
+        for _ in range(4):
+            vector = torch.randn(width, generator=generator).to(weight.dtype)
+            expected = torch.nn.functional.linear(vector.unsqueeze(0), weight)[0]
+            assert torch.equal(_times(vector, weight), expected)
+
+
+def test_bf16_norms_and_gates_round_as_the_model_does() -> None:
+    """The step computes bf16 norms and the router's sigmoid in bf16 ops that work in float32
+    inside (one rounding at the end), where the model converts to float32 and back: the same
+    bits on the CPU. The sigmoid is checked at every bf16 value."""
+    import torch
+    from transformers.models.llama4.modeling_llama4 import Llama4TextL2Norm, Llama4TextRMSNorm
+
+    from app.inference.llama4_step import _rms, _rms_norm
+
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    every = every[~every.isnan()]
+    assert torch.equal(torch.sigmoid(every), torch.sigmoid(every.float()).to(torch.bfloat16))
+
+    generator = torch.Generator().manual_seed(0)
+    for width in (64, 1024, 5120):
+        norm = Llama4TextRMSNorm(width, eps=1e-5)
+        norm.weight.data = torch.randn(width, generator=generator)
+        norm = norm.to(torch.bfloat16)
+        l2 = Llama4TextL2Norm(eps=1e-5)
+        for scale in (1e-3, 1.0, 1e3):
+            hidden = (torch.randn(3, width, generator=generator) * scale).to(torch.bfloat16)
+            assert torch.equal(_rms_norm(norm, hidden), norm(hidden))
+            assert torch.equal(_rms(hidden, 1e-5), l2(hidden))
 
 
 def test_a_cache_the_step_does_not_know_is_refused(model) -> None:

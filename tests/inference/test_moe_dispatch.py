@@ -201,3 +201,25 @@ def test_fused_experts_are_chosen_on_the_device_bit_for_bit_without_a_host_read(
                 outputs.append(moe(token)[0])
             assert reads.count == reads_expected
         assert torch.equal(*outputs)
+
+
+def test_the_runners_use_the_experts_weights_as_they_are_now() -> None:
+    """`fuse_projections` lays the experts out again after `install_moe`: the runners must not
+    keep the old tensors (their memory, their values)."""
+    import torch
+    from transformers import Llama4ForCausalLM
+
+    from app.inference.moe import device_expert_runner, expert_runner
+    from app.inference.tiny import tiny_config
+
+    torch.manual_seed(0)
+    model = Llama4ForCausalLM(tiny_config().get_text_config()).eval()
+    experts = _moe_layers(model)[0].experts
+    on_host, on_device = expert_runner(experts), device_expert_runner(experts)
+    assert on_host is not None and on_device is not None
+    old = experts.gate_up_proj
+    experts.gate_up_proj = torch.nn.Parameter(torch.zeros_like(old), requires_grad=False)
+    row = torch.randn(1, old.shape[1])
+    with torch.inference_mode():
+        assert not on_host(1, row).any()  # zero gate and up: a zero output
+        assert not on_device(torch.tensor([1]), row).any()
