@@ -217,6 +217,8 @@ def decode_paths(model: Any, prompt: Any, tokens: int, rounds: int = 5) -> dict[
     """
     import copy
 
+    import torch
+
     say(f"\n  decode paths, per token after a {prompt.shape[1]}-token prompt (greedy, batch 1):")
     prepared = copy.deepcopy(model)
     models = {path: prepared if path.startswith("new") else model for path in DECODE_PATHS}
@@ -238,12 +240,23 @@ def decode_paths(model: Any, prompt: Any, tokens: int, rounds: int = 5) -> dict[
     header = ("path", "ops", "host reads", "cat", "tok/s", "x sparse")
     say("    {:10s} {:>7s} {:>10s} {:>5s} {:>8s} {:>9s}".format(*header))
     for path, (ops, reads, cats, rate, ids) in results.items():
-        same = "same tokens" if ids == results["stock"][4] else "OTHER TOKENS"
+        same = (
+            "same tokens"
+            if ids == results["stock"][4]
+            else "same as sparse"
+            if ids == results["sparse"][4]
+            else "OTHER TOKENS"
+        )
         say(f"    {path:10s} {ops:7.0f} {reads:10.1f} {cats:5.1f} {rate:8.1f}"
             f" {rate / base[3]:8.2f}x  {same}")  # fmt: skip
     for path in DECODE_PATHS[2:]:
         say(f"    {path} vs sparse: ops x{results[path][0] / base[0]:.2f}, tok/s"
             f" x{results[path][3] / base[3]:.2f}")  # fmt: skip
+    if model.dtype != torch.float32:
+        say("    (below float32 the old paths' attention, transformers' sdpa over a"
+            " DynamicCache, rounds differently from the engine's; within the prompt's chunk the"
+            " step's logits equal the model's forward with the engine's attention bit for bit:"
+            " tests/inference/test_decode_step.py)")  # fmt: skip
     return {path: result[3] for path, result in results.items()}
 
 
