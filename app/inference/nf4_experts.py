@@ -6,7 +6,8 @@ the host, so running the routed expert means reading its index on the host: a sy
 per MoE layer, which also keeps a decode step out of a CUDA graph. Here each projection's sixteen
 packed weights (and their quantization statistics) are laid out as one stacked tensor, the
 `Linear4bit`s keeping views of it (no memory is added), and `nf4_gemv` runs one token through the
-expert whose index it loads from device memory.
+expert whose index it loads from device memory: gate and up in one launch, then down. It reads
+each packed byte once and each block's scale once.
 
 The layout is bitsandbytes' (`functional.quantize_4bit`, checked against its `dequantize_4bit` in
 the tests): the weight [out, in] flattened row-major, two codes a byte (the even element in the
@@ -33,44 +34,44 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Weight rows one program computes, and input columns it reads at a time.
+#: Weight rows one program computes, and input columns it reads at a time (a multiple of the
+#: 64-element quantization block).
 BLOCK_N = 32
-BLOCK_K = 128
+BLOCK_K = 256
 #: How far (relative to the largest output) the kernel may be from bitsandbytes on a check row:
 #: bf16 results of sums in another order differ by a few units in the last place; a wrong layout
 #: is off by the whole output.
 CHECK_TOLERANCE = 5e-2
 
-_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+#: The projections stacked together: gate and up (one launch: they read the same input), down.
+_GROUPS = (("gate_proj", "up_proj"), ("down_proj",))
 
 
 def expert_runner(experts: Any) -> Callable[[Any, Any], Any] | None:
     """A runner `run(expert [1] long on the device, row [1, hidden]) -> [1, hidden]` for
     per-expert NF4 experts, or None where it cannot be used.
 
-    Stacks each projection's weights (see the module) the first time; None for experts that are
-    not all NF4 `Linear4bit`s of one shape and format, on a device other than CUDA (unless
-    Triton's interpreter is on, as in the tests), without Triton, or when a check row through
-    the kernel disagrees with the modules.
+    Stacks the projections' weights (see the module) the first time; None for experts that are
+    not all NF4 `Linear4bit`s of one shape and format (whole quantization blocks a row), on a
+    device other than CUDA (unless Triton's interpreter is on, as in the tests), without Triton,
+    or when a check row through the kernel disagrees with the modules.
     """
     import torch
 
     if not _usable(experts):
         return None
-    stacks = [_stack(experts, name) for name in _PROJECTIONS]
+    gate_up, down = (_stack(experts, names) for names in _GROUPS)
     act = experts[0].activation_fn
 
     def run(expert: Any, row: Any) -> Any:
-        x = row.reshape(-1)
-        gate = nf4_gemv(x, stacks[0], expert)
-        up = nf4_gemv(x, stacks[1], expert)
-        return nf4_gemv(act(gate) * up, stacks[2], expert).view(1, -1)
+        gate, up = nf4_gemv(row.reshape(-1), gate_up, expert)  # one launch for both
+        return nf4_gemv(act(gate) * up, down, expert).view(1, -1)
 
     try:
         with torch.inference_mode():
-            probe = torch.randn(
-                1, stacks[0].columns, generator=torch.Generator().manual_seed(0)
-            ).to(device=stacks[0].packed.device, dtype=stacks[0].dtype)
+            probe = torch.randn(1, gate_up.columns, generator=torch.Generator().manual_seed(0)).to(
+                device=gate_up.packed.device, dtype=gate_up.dtype
+            )
             last = len(experts) - 1
             ours = run(torch.tensor([last], device=probe.device), probe)
             theirs = experts[last](probe)
@@ -86,17 +87,19 @@ def expert_runner(experts: Any) -> Callable[[Any, Any], Any] | None:
 
 @dataclass(frozen=True)
 class Nf4Stack:
-    """One projection's NF4 weights of every expert, stacked (views of it stay in the modules).
+    """Projections of one shape (gate and up, or down alone), every expert's NF4 weights stacked
+    (views of it stay in the modules).
 
     Attributes:
-        packed: uint8 [experts, rows × columns / 2].
-        absmax: [experts, blocks]: uint8 codes (double quantization) or float32.
-        absmax2: float32 [experts, blocks / 256] (double quantization; else a dummy).
-        offset: float32 [experts] (double quantization; else zeros).
+        packed: uint8 [projections, experts, rows × columns / 2].
+        absmax: [projections, experts, blocks]: uint8 codes (double quantization) or float32.
+        absmax2: float32 [projections, experts, blocks / 256] (double quantization; else a
+            dummy).
+        offset: float32 [projections, experts] (double quantization; else zeros).
         code: float32 [16], the NF4 values.
         code2: float32 [256], the absmax codes' values (double quantization; else a dummy).
-        rows: the weight's output size.
-        columns: the weight's input size.
+        rows: each weight's output size.
+        columns: each weight's input size.
         blocksize: elements an absmax covers (64).
         blocksize2: absmaxes a second-level scale covers (256).
         nested: whether absmax is double-quantized.
@@ -116,31 +119,36 @@ class Nf4Stack:
     nested: bool
     dtype: Any
 
+    @property
+    def projections(self) -> int:
+        return int(self.packed.shape[0])
+
 
 def nf4_gemv(x: Any, stack: Nf4Stack, expert: Any) -> Any:
-    """`W[expert] @ x` for one input vector, the expert read from device memory.
+    """`W[p, expert] @ x` of each projection p for one input vector, the expert read from
+    device memory: one launch.
 
     Args:
         x: [columns] in the activations' dtype.
-        stack: the projection's weights.
+        stack: the projections' weights.
         expert: a [1] integer tensor on the device.
 
     Returns:
-        [rows] in the activations' dtype.
+        [projections, rows] in the activations' dtype ([rows] for a single projection).
     """
     import torch
     import triton
 
-    out = torch.empty(stack.rows, dtype=stack.dtype, device=x.device)
-    grid = (triton.cdiv(stack.rows, BLOCK_N),)
+    out = torch.empty(stack.projections, stack.rows, dtype=stack.dtype, device=x.device)
+    grid = (triton.cdiv(stack.rows, BLOCK_N), stack.projections)
     _kernel()[grid](
         x, stack.packed, stack.absmax, stack.absmax2, stack.offset, stack.code, stack.code2,
-        expert, out, stack.rows, stack.columns,
-        stack.packed.stride(0), stack.absmax.stride(0), stack.absmax2.stride(0),
+        expert, out, stack.rows, stack.columns, stack.packed.shape[1],
+        stack.packed.stride(1), stack.absmax.stride(1), stack.absmax2.stride(1),
         nested=stack.nested, blocksize=stack.blocksize, blocksize2=stack.blocksize2,
         block_n=BLOCK_N, block_k=BLOCK_K,
     )  # fmt: skip
-    return out
+    return out if stack.projections > 1 else out[0]
 
 
 def _usable(experts: Any) -> bool:
@@ -149,7 +157,7 @@ def _usable(experts: Any) -> bool:
     if not isinstance(experts, torch.nn.ModuleList) or len(experts) == 0:
         return False
     try:
-        linears = [getattr(mlp, name) for mlp in experts for name in _PROJECTIONS]
+        linears = [getattr(mlp, name) for mlp in experts for names in _GROUPS for name in names]
     except AttributeError:
         return False
     if not all(type(linear).__name__ == "Linear4bit" for linear in linears):
@@ -164,46 +172,51 @@ def _usable(experts: Any) -> bool:
         import triton  # noqa: F401
     except ImportError:
         return False
-    for name in _PROJECTIONS:
-        first = getattr(experts[0], name).weight
+    for names in _GROUPS:
+        first = getattr(experts[0], names[0]).weight.quant_state
+        if first.shape[1] % first.blocksize or BLOCK_K % first.blocksize:
+            return False  # the kernel reads whole quantization blocks of one row
         for mlp in experts:
-            weight = getattr(mlp, name).weight
-            same = (
-                weight.shape == first.shape and weight.quant_state.shape == first.quant_state.shape
-            )
-            if not same or weight.quant_state.nested != first.quant_state.nested:
-                return False
+            for name in names:
+                state = getattr(mlp, name).weight.quant_state
+                same = state.shape == first.shape and state.blocksize == first.blocksize
+                if not same or state.nested != first.nested:
+                    return False
     return True
 
 
-def _stack(experts: Any, name: str) -> Nf4Stack:
-    """Stack projection `name` of every expert, re-pointing each module at its slice."""
+def _stack(experts: Any, names: tuple[str, ...]) -> Nf4Stack:
+    """Stack projections `names` of every expert, re-pointing each module at its slice."""
     import torch
 
-    weights = [getattr(mlp, name).weight for mlp in experts]
-    states = [weight.quant_state for weight in weights]
-    first = states[0]
-    device = weights[0].device
+    weights = [[getattr(mlp, name).weight for mlp in experts] for name in names]
+    states = [[weight.quant_state for weight in row] for row in weights]
+    first = states[0][0]
+    device = first.absmax.device
     nested = bool(first.nested)
 
-    def stacked(tensors: list[Any]) -> Any:
-        return torch.stack([t.reshape(-1) for t in tensors])
+    def stacked(tensors: list[list[Any]]) -> Any:
+        return torch.stack([torch.stack([t.reshape(-1) for t in row]) for row in tensors])
 
-    packed = stacked([w.data for w in weights])
-    absmax = stacked([s.absmax for s in states])
-    for index, (weight, state) in enumerate(zip(weights, states, strict=True)):
-        weight.data = packed[index].view(weight.data.shape)
-        state.absmax = absmax[index]
+    packed = stacked([[w.data for w in row] for row in weights])
+    absmax = stacked([[s.absmax for s in row] for row in states])
+    for p, (weight_row, state_row) in enumerate(zip(weights, states, strict=True)):
+        for e, (weight, state) in enumerate(zip(weight_row, state_row, strict=True)):
+            weight.data = packed[p, e].view(weight.data.shape)
+            state.absmax = absmax[p, e]
     if nested:
-        absmax2 = stacked([s.state2.absmax for s in states])
-        for index, state in enumerate(states):
-            state.state2.absmax = absmax2[index]
-        offset = torch.stack([torch.as_tensor(s.offset, device=device).float() for s in states])
+        absmax2 = stacked([[s.state2.absmax for s in row] for row in states])
+        for p, state_row in enumerate(states):
+            for e, state in enumerate(state_row):
+                state.state2.absmax = absmax2[p, e]
+        offset = torch.tensor(
+            [[float(s.offset) for s in row] for row in states], device=device
+        )  # read once, at load
         code2 = first.state2.code.to(device=device, dtype=torch.float32)
         blocksize2 = int(first.state2.blocksize)
     else:
-        absmax2 = torch.zeros((len(states), 1), dtype=torch.float32, device=device)
-        offset = torch.zeros(len(states), dtype=torch.float32, device=device)
+        absmax2 = torch.zeros((len(names), len(experts), 1), dtype=torch.float32, device=device)
+        offset = torch.zeros((len(names), len(experts)), dtype=torch.float32, device=device)
         code2 = torch.zeros(256, dtype=torch.float32, device=device)
         blocksize2 = 256
     rows, columns = first.shape
@@ -225,36 +238,56 @@ def _kernel() -> Any:
     @triton.jit
     def nf4_expert_gemv(  # type: ignore[no-untyped-def]  # Triton reads no annotations
         x_ptr, packed_ptr, absmax_ptr, absmax2_ptr, offset_ptr, code_ptr, code2_ptr, expert_ptr,
-        out_ptr, rows, columns, packed_stride, absmax_stride, absmax2_stride,
+        out_ptr, rows, columns, experts, packed_stride, absmax_stride, absmax2_stride,
         nested: tl.constexpr, blocksize: tl.constexpr, blocksize2: tl.constexpr,
         block_n: tl.constexpr, block_k: tl.constexpr,
     ):  # fmt: skip
-        expert = tl.load(expert_ptr).to(tl.int64)
+        # Program (i, p): rows i*block_n.. of projection p of the expert read here. Each step
+        # of the loop reads whole quantization blocks: [block_n rows, block_k / blocksize
+        # blocks, blocksize / 2 bytes], each byte once (its two codes), each absmax once.
+        half: tl.constexpr = blocksize // 2
+        blocks: tl.constexpr = block_k // blocksize
+        slot = tl.program_id(1) * experts + tl.load(expert_ptr).to(tl.int64)
         row = tl.program_id(0) * block_n + tl.arange(0, block_n)
-        acc = tl.zeros([block_n], dtype=tl.float32)
-        packed = packed_ptr + expert * packed_stride
-        absmax_base = absmax_ptr + expert * absmax_stride
+        row_blocks = columns // blocksize
+        within = tl.arange(0, blocks)
+        byte_in_block = tl.arange(0, half)
+        packed = packed_ptr + slot * packed_stride
+        absmax_base = absmax_ptr + slot * absmax_stride
         if nested:
-            absmax2_base = absmax2_ptr + expert * absmax2_stride
-            offset = tl.load(offset_ptr + expert)
+            absmax2_base = absmax2_ptr + slot * absmax2_stride
+            offset = tl.load(offset_ptr + slot)
+        acc = tl.zeros([block_n], dtype=tl.float32)
         for start in range(0, columns, block_k):
-            column = start + tl.arange(0, block_k)
-            inside = (row[:, None] < rows) & (column[None, :] < columns)
-            element = row[:, None].to(tl.int64) * columns + column[None, :]
-            byte = tl.load(packed + element // 2, mask=inside, other=0).to(tl.int32)
-            nibble = tl.where(element % 2 == 0, byte >> 4, byte & 15)
-            value = tl.load(code_ptr + nibble)
-            block = element // blocksize
+            block_in_row = start // blocksize + within  # [blocks]
+            there = block_in_row < row_blocks
+            inside = (row[:, None] < rows) & there[None, :]  # [block_n, blocks]
+            block = row[:, None].to(tl.int64) * row_blocks + block_in_row[None, :]
             if nested:
                 code = tl.load(absmax_base + block, mask=inside, other=0).to(tl.int32)
                 scale = tl.load(absmax2_base + block // blocksize2, mask=inside, other=0.0)
                 absmax = tl.load(code2_ptr + code) * scale + offset
             else:
                 absmax = tl.load(absmax_base + block, mask=inside, other=0.0)
-            # Rounded to the activations' dtype first, as bitsandbytes' dequantized weight is.
-            weight = (value * absmax).to(out_ptr.dtype.element_ty).to(tl.float32)
-            x = tl.load(x_ptr + column, mask=column < columns, other=0.0).to(tl.float32)
-            acc += tl.sum(tl.where(inside, weight * x[None, :], 0.0), axis=1)
-        tl.store(out_ptr + row, acc.to(out_ptr.dtype.element_ty), mask=row < rows)
+            byte = tl.load(
+                packed + block[:, :, None] * half + byte_in_block[None, None, :],
+                mask=inside[:, :, None],
+                other=0,
+            ).to(tl.int32)  # [block_n, blocks, half]
+            # The even element is the high nibble. A weight is rounded to the activations'
+            # dtype first, as bitsandbytes' dequantized weight is.
+            even = (tl.load(code_ptr + (byte >> 4)) * absmax[:, :, None]).to(
+                out_ptr.dtype.element_ty
+            )
+            odd = (tl.load(code_ptr + (byte & 15)) * absmax[:, :, None]).to(
+                out_ptr.dtype.element_ty
+            )
+            column = block_in_row[:, None] * blocksize + 2 * byte_in_block[None, :]
+            x_even = tl.load(x_ptr + column, mask=there[:, None], other=0.0).to(tl.float32)
+            x_odd = tl.load(x_ptr + column + 1, mask=there[:, None], other=0.0).to(tl.float32)
+            products = even.to(tl.float32) * x_even[None] + odd.to(tl.float32) * x_odd[None]
+            acc += tl.sum(tl.sum(products, axis=2), axis=1)
+        out = out_ptr + tl.program_id(1) * rows + row
+        tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=row < rows)
 
     return nf4_expert_gemv

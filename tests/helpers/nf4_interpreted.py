@@ -44,16 +44,18 @@ def main(source: Path, work: Path) -> dict[str, Any]:
                 # dequantization of the stacked bytes, multiplied in float32. (The modules'
                 # weights cannot serve: on a CPU with AVX512-BF16 bitsandbytes repacks a
                 # Linear4bit for its CPU kernel at its first forward.)
-                stack = _stack_of(run, 0)
-                dense = bnbf.dequantize_4bit(
-                    stack.packed[expert].view(-1, 1), _quant_state(stack, expert)
-                ).float()
-                ours = nf4_gemv(row.view(-1), stack, torch.tensor([expert])).float()
-                exact = dense @ row.view(-1).float()
-                ulp = exact.abs().max() * 2.0**-7  # one bf16 step at the largest output
-                report["layout_ulps"] = max(
-                    report["layout_ulps"], float((ours - exact).abs().max() / ulp)
-                )
+                for name, projection in (("gate_up", 0), ("gate_up", 1), ("down", 0)):
+                    stack = _stack_of(run, name)
+                    dense = bnbf.dequantize_4bit(
+                        stack.packed[projection, expert].view(-1, 1),
+                        _quant_state(stack, projection, expert),
+                    ).float()
+                    vector = torch.randn(stack.columns, generator=generator).to(torch.bfloat16)
+                    ours = nf4_gemv(vector, stack, torch.tensor([expert])).view(-1, stack.rows)
+                    exact = dense @ vector.float()
+                    ulp = exact.abs().max() * 2.0**-7  # one bf16 step at the largest output
+                    error = (ours[projection].float() - exact).abs().max() / ulp
+                    report["layout_ulps"] = max(report["layout_ulps"], float(error))
                 # The whole expert against the Linear4bit modules (the engine's host path).
                 kernel = run(torch.tensor([expert]), row).float()
                 modules = mlp(row).float()
@@ -65,28 +67,28 @@ def main(source: Path, work: Path) -> dict[str, Any]:
     return report
 
 
-def _quant_state(stack: Any, expert: int) -> Any:
-    """bitsandbytes' description of expert `expert`'s weight in `stack` (double quantized)."""
+def _quant_state(stack: Any, projection: int, expert: int) -> Any:
+    """bitsandbytes' description of one weight in `stack` (double quantized)."""
     import torch
     from bitsandbytes.functional import QuantState
 
     nested = QuantState(
-        absmax=stack.absmax2[expert], code=stack.code2, blocksize=stack.blocksize2,
+        absmax=stack.absmax2[projection, expert], code=stack.code2, blocksize=stack.blocksize2,
         dtype=torch.float32,
     )  # fmt: skip
     return QuantState(
-        absmax=stack.absmax[expert], shape=torch.Size((stack.rows, stack.columns)),
+        absmax=stack.absmax[projection, expert], shape=torch.Size((stack.rows, stack.columns)),
         code=stack.code, blocksize=stack.blocksize, quant_type="nf4", dtype=stack.dtype,
-        offset=stack.offset[expert], state2=nested,
+        offset=stack.offset[projection, expert], state2=nested,
     )  # fmt: skip
 
 
-def _stack_of(run: Any, index: int) -> Any:
-    """The runner's stack of projection `index` (0 gate, 1 up, 2 down), from its closure."""
+def _stack_of(run: Any, name: str) -> Any:
+    """The runner's stack `name` ("gate_up" or "down"), from its closure."""
     cells = {name: cell.cell_contents for name, cell in zip(
         run.__code__.co_freevars, run.__closure__ or (), strict=True
     )}  # fmt: skip
-    return cells["stacks"][index]
+    return cells[name]
 
 
 def _decode(model: Any) -> dict[str, Any]:
