@@ -25,7 +25,7 @@ figures time that fallback):
 * the 8-bit output head on the tiny model in bf16: how often its greedy token differs from the
   bf16 head's on the same hidden states, and the largest logit change.
 
-About three minutes on 2 cores.
+About a minute and a half on 2 cores.
 
 GPU part (skipped, with a line saying so, without CUDA): a slice of Scout (hidden 5120, expert width
 8192, 16 experts, 40 query / 8 key-value heads of 128, chunk 8192, `--gpu-layers` layers, default
