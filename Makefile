@@ -95,9 +95,10 @@ bench: $(RUNTIME_STAMP)
 		echo "== $$script"; $(BIN)/python "$$script" || status=1; \
 	done; exit $$status
 
-# A lent GPU machine's python3 (3.12) has PyTorch and Triton, not these: the versions tested here,
-# as wheels for that machine, carried with the working tree (bench/device_run.sh).
-DEVICE_PACKAGES := bitsandbytes transformers
+# A lent GPU machine's python3 (3.12) has PyTorch and Triton, not these (regex: transformers needs
+# a newer one than that machine had): the versions tested here, as wheels for that machine,
+# carried with the working tree (bench/device_run.sh).
+DEVICE_PACKAGES := bitsandbytes transformers regex
 device-wheels: $(RUNTIME_STAMP)
 	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \

@@ -15,8 +15,9 @@ a CPU without AVX512-BF16 or AMX, PyTorch's bf16 products take a slow generic pa
 figures time that fallback):
 
 * decode tokens/s of one sequence, stock vs sparse MoE, and a 256-token prefill (float32);
-* one row times a [4096 x 1024] matrix, in each dtype: `F.linear` (what the stock paths run) and
-  `torch.mv` (what the engine's step runs), their GB/s and whether their bits agree;
+* one row times a [4096 x 1024] matrix, in each dtype: `F.linear` (what the stock paths run),
+  `torch.mv` over rows (what the engine's step runs) and over columns (an expert in the
+  checkpoint's layout), their GB/s, and whether the first two agree bit for bit;
 * per decoded token of each decode path, in each dtype (`decode_paths`: stock `generate`, the
   sparse MoE under `generate`, the engine's step as it runs on this device, and with the expert
   chosen on the device as on a GPU): ATen ops, host reads, `cat` calls and tok/s;
@@ -156,27 +157,30 @@ def cpu_model(dtype: Any) -> Any:
 
 def row_products(rows: int = 4096, width: int = 1024, rounds: int = 300) -> None:
     """One row times a [rows x width] matrix (the shared expert's gate|up), in float32 and
-    bf16: `F.linear` of a [1, width] row (the stock paths) against `torch.mv` (the engine's
-    step, `llama4_step._times`); GB/s of the median product over 16 matrices in turn (so they
-    come from memory, not a cache), and whether the two give the same bits."""
+    bf16: `F.linear` of a [1, width] row (the stock paths), `torch.mv` over the matrix's rows
+    (the engine's step, `llama4_step._times`) and `torch.mv` over its columns (a fused expert
+    in the checkpoint's [in, out] layout, which `fuse_projections` stores as rows on the CPU);
+    GB/s of the median product over 16 matrices in turn (so they come from memory, not a
+    cache), and whether `F.linear` and mv over rows give the same bits."""
     import torch
 
     say(f"\n  one row times a [{rows} x {width}] matrix, median of {rounds}:")
     with torch.inference_mode():
         for dtype in (torch.float32, torch.bfloat16):
             matrices = [torch.randn(rows, width).to(dtype) for _ in range(16)]
+            columns = [matrix.t().contiguous().t() for matrix in matrices]  # [in, out] storage
             vector = torch.randn(width).to(dtype)
             row = vector.unsqueeze(0)
             rates = []
-            for use_mv in (False, True):
+            for way in ("linear", "rows", "columns"):
                 seconds = []
                 for turn in range(rounds):
-                    weight = matrices[turn % len(matrices)]
+                    index = turn % len(matrices)
                     start = time.perf_counter()
-                    if use_mv:
-                        torch.mv(weight, vector)
+                    if way == "linear":
+                        torch.nn.functional.linear(row, matrices[index])
                     else:
-                        torch.nn.functional.linear(row, weight)
+                        torch.mv((matrices if way == "rows" else columns)[index], vector)
                     seconds.append(time.perf_counter() - start)
                 size = matrices[0].numel() * matrices[0].element_size()
                 rates.append(size / statistics.median(seconds) / 1e9)
@@ -185,8 +189,9 @@ def row_products(rows: int = 4096, width: int = 1024, rounds: int = 300) -> None
                 for weight in matrices
             )
             say(f"    {str(dtype).removeprefix('torch.'):9s} F.linear {rates[0]:5.1f} GB/s,"
-                f" mv {rates[1]:5.1f} GB/s ({rates[1] / rates[0]:.2f}x);"
-                f" same bits: {'yes' if same else 'NO'}")  # fmt: skip
+                f" mv over rows {rates[1]:5.1f} GB/s ({rates[1] / rates[0]:.2f}x), mv over"
+                f" columns {rates[2]:5.1f} GB/s; same bits (F.linear, mv over rows):"
+                f" {'yes' if same else 'NO'}")  # fmt: skip
 
 
 #: The ways the engine has decoded, oldest first (see `decode_paths`).

@@ -154,8 +154,7 @@ def _experts_as_rows(experts: Any) -> None:
 
     One row times such a matrix is `torch.mv` over contiguous rows (`_times`), the fastest
     one-row product torch has on the CPU; over the checkpoint's layout mv reads about half as
-    many GB/s in bf16 (measured: 7.9 against 20 at [1024 x 4096]). On a GPU the layout stays
-    as loaded.
+    many GB/s in bf16 (`bench/moe.py` prints both). On a GPU the layout stays as loaded.
     """
     import torch
 

@@ -64,7 +64,63 @@ def main(source: Path, work: Path) -> dict[str, Any]:
                     float((kernel - modules).abs().max() / modules.abs().max()),
                 )
     report.update(_decode(model))
+    report["shapes_ulps"] = _shapes()
     return report
+
+
+#: (projections, experts, rows, columns, double quantization): several passes over the columns
+#: and a partial last one, rows that do not fill a program, more than 256 blocks (the second-level
+#: scale index above 0, per projection), and plain float32 absmax.
+SHAPES = ((2, 3, 100, 640, True), (1, 3, 70, 320, True), (2, 2, 48, 192, False),
+          (2, 2, 300, 1088, True))  # fmt: skip
+
+
+def _shapes() -> float:
+    """The kernel on weights quantized by bitsandbytes at `SHAPES`, against its own
+    dequantization multiplied in float32: the largest difference in bf16 steps of the largest
+    output."""
+    import bitsandbytes.functional as bnbf
+    import torch
+
+    from app.inference.nf4_experts import Nf4Stack, nf4_gemv
+
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for projections, experts, rows, columns, nested in SHAPES:
+        weights = [[
+            bnbf.quantize_4bit(
+                (torch.randn(rows, columns, generator=generator) * (1 + p + e)).to(torch.bfloat16),
+                blocksize=64, compress_statistics=nested, quant_type="nf4",
+            )
+            for e in range(experts)
+        ] for p in range(projections)]  # fmt: skip
+        states = [[state for _packed, state in row] for row in weights]
+
+        def stacked(tensors: list[list[Any]]) -> Any:
+            return torch.stack([torch.stack([t.reshape(-1) for t in row]) for row in tensors])
+
+        first = states[0][0]
+        stack = Nf4Stack(
+            packed=stacked([[packed for packed, _state in row] for row in weights]),
+            absmax=stacked([[state.absmax for state in row] for row in states]),
+            absmax2=stacked([[state.state2.absmax for state in row] for row in states])
+            if nested else torch.zeros(projections, experts, 1),
+            offset=torch.tensor([[float(state.offset) for state in row] for row in states])
+            if nested else torch.zeros(projections, experts),
+            code=first.code.float(), code2=first.state2.code.float() if nested
+            else torch.zeros(256),
+            rows=rows, columns=columns, blocksize=64,
+            blocksize2=int(first.state2.blocksize) if nested else 256, nested=nested,
+            dtype=torch.bfloat16,
+        )  # fmt: skip
+        for e in range(experts):
+            vector = torch.randn(columns, generator=generator).to(torch.bfloat16)
+            out = nf4_gemv(vector, stack, torch.tensor([e])).view(projections, rows).float()
+            for p, (packed, state) in enumerate(row[e] for row in weights):
+                exact = bnbf.dequantize_4bit(packed, state).float() @ vector.float()
+                ulp = exact.abs().max() * 2.0**-7
+                worst = max(worst, float((out[p] - exact).abs().max() / ulp))
+    return worst
 
 
 def _quant_state(stack: Any, projection: int, expert: int) -> Any:
