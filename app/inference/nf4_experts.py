@@ -187,10 +187,23 @@ def _usable(experts: Any) -> bool:
 
 def _stack(experts: Any, names: tuple[str, ...]) -> Nf4Stack:
     """Stack projections `names` of every expert, re-pointing each module at its slice."""
+    weights = [[getattr(mlp, name).weight for mlp in experts] for name in names]
+    stack = stack_nf4(
+        [[weight.data for weight in row] for row in weights],
+        [[weight.quant_state for weight in row] for row in weights],
+    )
+    for p, row in enumerate(weights):
+        for e, weight in enumerate(row):
+            weight.data = stack.packed[p, e].view(weight.data.shape)
+    return stack
+
+
+def stack_nf4(packed_weights: list[list[Any]], states: list[list[Any]]) -> Nf4Stack:
+    """One `Nf4Stack` of NF4 weights of one shape and format, given per projection and expert
+    as bitsandbytes' packed bytes and `QuantState`s; each state's absmax becomes a view of the
+    stack (the packed bytes are the caller's to re-point)."""
     import torch
 
-    weights = [[getattr(mlp, name).weight for mlp in experts] for name in names]
-    states = [[weight.quant_state for weight in row] for row in weights]
     first = states[0][0]
     device = first.absmax.device
     nested = bool(first.nested)
@@ -198,11 +211,10 @@ def _stack(experts: Any, names: tuple[str, ...]) -> Nf4Stack:
     def stacked(tensors: list[list[Any]]) -> Any:
         return torch.stack([torch.stack([t.reshape(-1) for t in row]) for row in tensors])
 
-    packed = stacked([[w.data for w in row] for row in weights])
+    packed = stacked(packed_weights)
     absmax = stacked([[s.absmax for s in row] for row in states])
-    for p, (weight_row, state_row) in enumerate(zip(weights, states, strict=True)):
-        for e, (weight, state) in enumerate(zip(weight_row, state_row, strict=True)):
-            weight.data = packed[p, e].view(weight.data.shape)
+    for p, state_row in enumerate(states):
+        for e, state in enumerate(state_row):
             state.absmax = absmax[p, e]
     if nested:
         absmax2 = stacked([[s.state2.absmax for s in row] for row in states])
@@ -215,8 +227,8 @@ def _stack(experts: Any, names: tuple[str, ...]) -> Nf4Stack:
         code2 = first.state2.code.to(device=device, dtype=torch.float32)
         blocksize2 = int(first.state2.blocksize)
     else:
-        absmax2 = torch.zeros((len(names), len(experts), 1), dtype=torch.float32, device=device)
-        offset = torch.zeros((len(names), len(experts)), dtype=torch.float32, device=device)
+        absmax2 = torch.zeros((*packed.shape[:2], 1), dtype=torch.float32, device=device)
+        offset = torch.zeros(packed.shape[:2], dtype=torch.float32, device=device)
         code2 = torch.zeros(256, dtype=torch.float32, device=device)
         blocksize2 = 256
     rows, columns = first.shape

@@ -82,7 +82,7 @@ def _shapes() -> float:
     import bitsandbytes.functional as bnbf
     import torch
 
-    from app.inference.nf4_experts import Nf4Stack, nf4_gemv
+    from app.inference.nf4_experts import nf4_gemv, stack_nf4
 
     generator = torch.Generator().manual_seed(1)
     worst = 0.0
@@ -94,25 +94,10 @@ def _shapes() -> float:
             )
             for e in range(experts)
         ] for p in range(projections)]  # fmt: skip
-        states = [[state for _packed, state in row] for row in weights]
-
-        def stacked(tensors: list[list[Any]]) -> Any:
-            return torch.stack([torch.stack([t.reshape(-1) for t in row]) for row in tensors])
-
-        first = states[0][0]
-        stack = Nf4Stack(
-            packed=stacked([[packed for packed, _state in row] for row in weights]),
-            absmax=stacked([[state.absmax for state in row] for row in states]),
-            absmax2=stacked([[state.state2.absmax for state in row] for row in states])
-            if nested else torch.zeros(projections, experts, 1),
-            offset=torch.tensor([[float(state.offset) for state in row] for row in states])
-            if nested else torch.zeros(projections, experts),
-            code=first.code.float(), code2=first.state2.code.float() if nested
-            else torch.zeros(256),
-            rows=rows, columns=columns, blocksize=64,
-            blocksize2=int(first.state2.blocksize) if nested else 256, nested=nested,
-            dtype=torch.bfloat16,
-        )  # fmt: skip
+        stack = stack_nf4(
+            [[packed for packed, _state in row] for row in weights],
+            [[state for _packed, state in row] for row in weights],
+        )
         for e in range(experts):
             vector = torch.randn(columns, generator=generator).to(torch.bfloat16)
             out = nf4_gemv(vector, stack, torch.tensor([e])).view(projections, rows).float()
